@@ -1,0 +1,1 @@
+"""Fan-out targets and the queue/retry machinery that wraps every one of them."""

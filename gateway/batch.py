@@ -1,0 +1,101 @@
+"""The one batch type that flows through the whole pipeline.
+
+A batch is the OTLP ``Export*ServiceRequest`` message itself (decoded once, never converted
+to SDK objects), the signal it belongs to and how many items (spans, data points, log
+records) it holds. When the batch arrived as protobuf and nothing has changed it since, the
+received bytes are kept so that forwarding exporters can send them without re-encoding.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+ExportRequest = ExportTraceServiceRequest | ExportMetricsServiceRequest | ExportLogsServiceRequest
+
+
+class Signal(enum.StrEnum):
+    """The three OTLP signals; the value is the name used in config, paths and metrics."""
+
+    TRACES = "traces"
+    METRICS = "metrics"
+    LOGS = "logs"
+
+    @property
+    def request_type(self) -> type[ExportRequest]:
+        return _REQUEST_TYPES[self]
+
+    @property
+    def item_name(self) -> str:
+        """What OTLP calls one item of this signal (used in partial_success fields)."""
+        return _ITEM_NAMES[self]
+
+
+_REQUEST_TYPES: dict[Signal, type[ExportRequest]] = {
+    Signal.TRACES: ExportTraceServiceRequest,
+    Signal.METRICS: ExportMetricsServiceRequest,
+    Signal.LOGS: ExportLogsServiceRequest,
+}
+_ITEM_NAMES = {Signal.TRACES: "spans", Signal.METRICS: "data_points", Signal.LOGS: "log_records"}
+
+_DATA_POINT_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
+
+
+def count_items(signal: Signal, request: ExportRequest) -> int:
+    """Number of spans, metric data points or log records in ``request``."""
+    if signal is Signal.TRACES:
+        assert isinstance(request, ExportTraceServiceRequest)
+        return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    if signal is Signal.LOGS:
+        assert isinstance(request, ExportLogsServiceRequest)
+        return sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
+    assert isinstance(request, ExportMetricsServiceRequest)
+    total = 0
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind in _DATA_POINT_KINDS:
+                    total += len(getattr(metric, kind).data_points)
+    return total
+
+
+@dataclass(slots=True, eq=False)  # identity semantics: queues track batches in sets
+class Batch:
+    """One OTLP export request on its way through the gateway.
+
+    Treat ``request`` as immutable once the batch leaves the processors: every exporter of a
+    pipeline shares the same object. A processor that changes it calls :meth:`mark_modified`.
+    """
+
+    signal: Signal
+    request: ExportRequest
+    items: int
+    encoded: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_request(cls, signal: Signal, request: ExportRequest) -> Batch:
+        return cls(signal, request, count_items(signal, request))
+
+    def serialized(self) -> bytes:
+        """The protobuf encoding of ``request``; the received bytes when still unmodified."""
+        if self.encoded is None:
+            self.encoded = self.request.SerializeToString()
+        return self.encoded
+
+    def mark_modified(self) -> None:
+        """Forget cached bytes and recount items after ``request`` was changed in place."""
+        self.encoded = None
+        self.items = count_items(self.signal, self.request)
+
+    def copy(self) -> Batch:
+        """A deep copy, for a consumer that must change the request without others seeing it."""
+        clone = self.signal.request_type()
+        clone.CopyFrom(self.request)  # type: ignore[arg-type]  # same type: request_type
+        return Batch(self.signal, clone, self.items, self.encoded)

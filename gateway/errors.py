@@ -1,0 +1,152 @@
+"""Error classes, classified once where a third-party error is caught, and their wire mapping.
+
+* :class:`PermanentError` — the data or the request is bad; never retried.
+* :class:`RetryableError` — a transient failure (connection refused, 502/503/504, timeout).
+* :class:`ThrottledError` — the other side asked us to slow down, optionally saying for how long.
+
+Receivers raise :class:`RefusedError` subclasses to tell a client what to do; the HTTP and gRPC
+receivers map them with :func:`http_status` / :func:`grpc_code` so the mapping lives here only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import grpc
+
+
+class GatewayError(Exception):
+    """Base class of every error the gateway classifies."""
+
+
+class PermanentError(GatewayError):
+    """Retrying cannot help: bad data, rejected credentials, a 4xx from a backend."""
+
+
+class RetryableError(GatewayError):
+    """A transient failure; retry with backoff. ``retry_after`` (seconds) if the peer said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ThrottledError(RetryableError):
+    """The peer is overloaded (429, 503 with Retry-After, RESOURCE_EXHAUSTED with RetryInfo)."""
+
+
+# --- what receivers answer to clients -------------------------------------------------------
+
+
+class RefusedError(GatewayError):
+    """The gateway refuses a request from a client; ``reason`` labels the refusal metric."""
+
+    reason = "refused"
+    http_status = 500
+    grpc_code = grpc.StatusCode.INTERNAL
+    retry_after: float | None = None
+
+
+class BadRequestError(RefusedError):
+    """Undecodable or invalid input (400 / INVALID_ARGUMENT)."""
+
+    reason = "bad_request"
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnsupportedMediaTypeError(RefusedError):
+    """A Content-Type other than OTLP protobuf or JSON (415)."""
+
+    reason = "unsupported_media_type"
+    http_status = 415
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TooLargeError(RefusedError):
+    """Body over the size limit, before or after decompression (413 / RESOURCE_EXHAUSTED
+    without RetryInfo, which clients must not retry)."""
+
+    reason = "too_large"
+    http_status = 413
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class BackpressureError(RefusedError):
+    """The gateway cannot take more now; the client should retry after ``retry_after`` s."""
+
+    reason = "backpressure"
+    http_status = 429
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotReadyError(BackpressureError):
+    """The gateway is starting or stopping (503 + Retry-After / UNAVAILABLE)."""
+
+    reason = "not_ready"
+    http_status = 503
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` header (delta-seconds or an HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+RETRYABLE_GRPC_CODES = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+def classify_http_status(status: int, message: str, retry_after: str | None) -> GatewayError:
+    """The error for a non-2xx answer of an OTLP/HTTP (or similar) backend."""
+    delay = parse_retry_after(retry_after)
+    if status in (429, 503):
+        return ThrottledError(f"HTTP {status}: {message}", delay)
+    if status in RETRYABLE_HTTP_STATUSES:
+        return RetryableError(f"HTTP {status}: {message}", delay)
+    return PermanentError(f"HTTP {status}: {message}")
+
+
+def classify_grpc_status(
+    code: grpc.StatusCode, message: str, retry_delay: float | None
+) -> GatewayError:
+    """The error for a failed gRPC export. RESOURCE_EXHAUSTED is retryable only with RetryInfo."""
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        if retry_delay is not None:
+            return ThrottledError(f"gRPC {code.name}: {message}", retry_delay)
+        return PermanentError(f"gRPC {code.name}: {message}")
+    if code in RETRYABLE_GRPC_CODES:
+        return RetryableError(f"gRPC {code.name}: {message}", retry_delay)
+    return PermanentError(f"gRPC {code.name}: {message}")
+
+
+class NoPipelineError(RefusedError):
+    """No pipeline of this signal uses the receiver (404 / UNIMPLEMENTED); not retryable."""
+
+    reason = "no_pipeline"
+    http_status = 404
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED

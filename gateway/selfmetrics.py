@@ -1,0 +1,71 @@
+"""The gateway's own metrics, registered on one injected prometheus_client registry.
+
+Every accepted, refused, sent, failed and dropped item is counted here. Tests build their own
+registry; nothing touches prometheus_client's global one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class GatewayMetrics:
+    """Counters and gauges describing the gateway's data path."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.receiver_accepted = Counter(
+            "otelgate_receiver_accepted_items",
+            "Items (spans, data points, log records) accepted from clients.",
+            ["signal", "transport"],
+            registry=registry,
+        )
+        self.receiver_refused = Counter(
+            "otelgate_receiver_refused_items",
+            "Items refused (the client was told to retry or that the data is bad).",
+            ["signal", "transport", "reason"],
+            registry=registry,
+        )
+        self.receiver_requests_refused = Counter(
+            "otelgate_receiver_refused_requests",
+            "Requests refused before their items could be counted (undecodable, too large).",
+            ["signal", "transport", "reason"],
+            registry=registry,
+        )
+        self.exporter_sent = Counter(
+            "otelgate_exporter_sent_items",
+            "Items delivered by an exporter.",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_failed = Counter(
+            "otelgate_exporter_failed_items",
+            "Items an exporter gave up on (permanent error or retries exhausted).",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_dropped = Counter(
+            "otelgate_exporter_dropped_items",
+            "Items dropped without a delivery attempt (queue full with on_full: drop, or "
+            "still queued when shutdown ran out of time).",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_retries = Counter(
+            "otelgate_exporter_retries",
+            "Delivery attempts that failed with a retryable error and were retried.",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_queue_size = Gauge(
+            "otelgate_exporter_queue_size",
+            "Items waiting in an exporter's queue (including the ones being sent).",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_queue_capacity = Gauge(
+            "otelgate_exporter_queue_capacity",
+            "Capacity of an exporter's queue, in items.",
+            ["exporter"],
+            registry=registry,
+        )

@@ -1,0 +1,153 @@
+"""Per-item validation of decoded OTLP requests.
+
+Invalid items are removed from the request in place and counted, so that the receiver can
+answer with OTLP ``partial_success`` (HTTP 200 / gRPC OK) and the valid items go on. The
+checks are the ones a backend would otherwise reject the whole batch for: trace and span ids
+of the wrong length or all zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from gateway.batch import ExportRequest, Signal
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+@dataclass(slots=True)
+class Rejection:
+    """How many items were removed and why (the first few reasons, for the error message)."""
+
+    count: int = 0
+    reasons: list[str] | None = None
+    warnings: list[str] | None = None
+
+    def add(self, reason: str) -> None:
+        self.count += 1
+        if self.reasons is None:
+            self.reasons = []
+        if len(self.reasons) < 5 and reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def warn(self, warning: str) -> None:
+        """Something was fixed up without rejecting an item (sent as a partial-success
+        message with zero rejected, which OTLP defines as a warning)."""
+        if self.warnings is None:
+            self.warnings = []
+        if len(self.warnings) < 5 and warning not in self.warnings:
+            self.warnings.append(warning)
+
+    @property
+    def changed(self) -> bool:
+        """True when the request was modified (its received bytes no longer match)."""
+        return bool(self.count or self.warnings)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.count:
+            parts.append(f"{self.count} invalid item(s) rejected: " + "; ".join(self.reasons or []))
+        if self.warnings:
+            parts.append("; ".join(self.warnings))
+        return "; ".join(parts)
+
+
+def _span_problem(span: Span) -> str | None:
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return "span trace_id must be 16 bytes (32 hex characters) and not all zero"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return "span span_id must be 8 bytes (16 hex characters) and not all zero"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "span parent_span_id must be empty or 8 bytes"
+    for link in span.links:
+        if len(link.trace_id) != 16 or len(link.span_id) != 8:
+            return "span link ids must be 16 and 8 bytes"
+    return None
+
+
+def _log_problem(record: LogRecord) -> str | None:
+    if record.trace_id and len(record.trace_id) != 16:
+        return "log record trace_id must be empty or 16 bytes (32 hex characters)"
+    if record.span_id and len(record.span_id) != 8:
+        return "log record span_id must be empty or 8 bytes (16 hex characters)"
+    return None
+
+
+def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -> None:
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            bad = [i for i, span in enumerate(spans) if _span_problem(span) is not None]
+            for i in reversed(bad):
+                rejection.add(_span_problem(spans[i]) or "")
+                del spans[i]
+
+
+def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> None:
+    for resource_logs in request.resource_logs:
+        for scope_logs in resource_logs.scope_logs:
+            records = scope_logs.log_records
+            bad = [i for i, record in enumerate(records) if _log_problem(record) is not None]
+            for i in reversed(bad):
+                rejection.add(_log_problem(records[i]) or "")
+                del records[i]
+
+
+def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection) -> None:
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if not metric.name:
+                    kind = metric.WhichOneof("data")
+                    points = len(getattr(metric, kind).data_points) if kind else 0
+                    for _ in range(points):
+                        rejection.add("metric name must not be empty")
+            bad = [i for i, m in enumerate(scope_metrics.metrics) if not m.name]
+            for i in reversed(bad):
+                del scope_metrics.metrics[i]
+            for metric in scope_metrics.metrics:
+                _drop_bad_exemplars(metric, rejection)
+
+
+def _drop_bad_exemplars(metric: Metric, rejection: Rejection) -> None:
+    kind = metric.WhichOneof("data")
+    if kind not in ("gauge", "sum", "histogram", "exponential_histogram"):
+        return
+    for point in getattr(metric, kind).data_points:
+        exemplars = point.exemplars
+        bad = [
+            i
+            for i, e in enumerate(exemplars)
+            if (e.trace_id and len(e.trace_id) != 16) or (e.span_id and len(e.span_id) != 8)
+        ]
+        for i in reversed(bad):
+            del exemplars[i]
+        if bad:
+            rejection.warn("exemplars with invalid trace_id/span_id were removed")
+
+
+def validate(signal: Signal, request: ExportRequest) -> Rejection:
+    """Remove invalid items from ``request`` in place; return what was removed."""
+    rejection = Rejection()
+    if signal is Signal.TRACES:
+        assert isinstance(request, ExportTraceServiceRequest)
+        _validate_traces(request, rejection)
+    elif signal is Signal.LOGS:
+        assert isinstance(request, ExportLogsServiceRequest)
+        _validate_logs(request, rejection)
+    else:
+        assert isinstance(request, ExportMetricsServiceRequest)
+        _validate_metrics(request, rejection)
+    return rejection
