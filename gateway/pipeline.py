@@ -1,0 +1,78 @@
+"""Pipelines: processors in configured order, then fan-out to every exporter's queue.
+
+A receiver hands each decoded batch to its :class:`Router`, which feeds every pipeline of that
+signal the receiver belongs to. Fan-out is all-or-nothing: before any queue takes a batch,
+every queue with the ``refuse`` policy must have room, so a refused client retrying never
+produces duplicates downstream. Pipelines that change the data get their own copy; the others
+share the received object, which is immutable from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from exporters.queue import ExporterQueue
+from gateway.batch import Batch, Signal
+from gateway.errors import BackpressureError, NoPipelineError, NotReadyError
+from gateway.processors import Processor
+
+
+class Pipeline:
+    """One ``service.pipelines`` entry: processors then exporters."""
+
+    def __init__(
+        self,
+        name: str,
+        signal: Signal,
+        processors: Sequence[Processor],
+        queues: Sequence[ExporterQueue],
+    ) -> None:
+        self.name = name
+        self.signal = signal
+        self.processors = tuple(processors)
+        self.queues = tuple(queues)
+        self.mutates = any(p.mutates for p in self.processors)
+
+    def check_room(self, batch: Batch) -> None:
+        """Raise the refusal the client should see if any queue would refuse ``batch``."""
+        for queue in self.queues:
+            if queue.would_refuse(batch):
+                if queue.full:
+                    raise BackpressureError(
+                        f"pipeline {self.name}: exporter {queue.name} queue is full "
+                        f"({queue.size}/{queue.capacity} items); retry later"
+                    )
+                raise NotReadyError(f"pipeline {self.name} is shutting down", retry_after=5.0)
+
+    @property
+    def accepting(self) -> bool:
+        """False when a ``refuse`` queue is full or closed (readiness reports this)."""
+        return not any(q.would_refuse(_ONE_ITEM) for q in self.queues)
+
+    async def consume(self, batch: Batch) -> None:
+        """Process and enqueue; call :meth:`check_room` first (the router does)."""
+        for processor in self.processors:
+            batch = processor.process(batch)
+        for queue in self.queues:
+            queue.offer(batch, reserved=True)
+
+
+class Router:
+    """Feeds a receiver's batches of one signal to the pipelines that list the receiver."""
+
+    def __init__(self, signal: Signal, pipelines: Sequence[Pipeline]) -> None:
+        self.signal = signal
+        self.pipelines = tuple(pipelines)
+
+    async def consume(self, batch: Batch) -> None:
+        """Deliver ``batch`` to every pipeline, or refuse it for all of them."""
+        if not self.pipelines:
+            raise NoPipelineError(f"no {self.signal} pipeline uses this receiver")
+        for pipeline in self.pipelines:
+            pipeline.check_room(batch)
+        shared = len(self.pipelines) > 1
+        for pipeline in self.pipelines:
+            await pipeline.consume(batch.copy() if shared and pipeline.mutates else batch)
+
+
+_ONE_ITEM = Batch(Signal.TRACES, Signal.TRACES.request_type(), 1)

@@ -1,0 +1,79 @@
+"""The ``resource`` processor: insert, update, upsert or delete resource attributes.
+
+Shaped like the Collector's resource processor, so gateway-level enrichment such as
+``deployment.environment`` is one config entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from gateway.batch import Batch, Signal
+
+Action = Literal["insert", "update", "upsert", "delete"]
+AttributeValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeAction:
+    """One change to apply to every resource."""
+
+    key: str
+    action: Action
+    value: AttributeValue | None = None
+
+
+def any_value(value: AttributeValue) -> AnyValue:
+    """An OTLP ``AnyValue`` holding a Python scalar."""
+    if isinstance(value, bool):  # before int: bool is an int in Python
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    return AnyValue(string_value=str(value))
+
+
+def _apply(resource: Resource, actions: Sequence[AttributeAction]) -> None:
+    attributes = resource.attributes
+    for act in actions:
+        index = next((i for i, kv in enumerate(attributes) if kv.key == act.key), None)
+        if act.action == "delete":
+            if index is not None:
+                del attributes[index]
+            continue
+        assert act.value is not None
+        if index is None and act.action in ("insert", "upsert"):
+            attributes.append(KeyValue(key=act.key, value=any_value(act.value)))
+        elif index is not None and act.action in ("update", "upsert"):
+            attributes[index].value.CopyFrom(any_value(act.value))
+
+
+def _resources(batch: Batch) -> Iterable[Resource]:
+    request = batch.request
+    if batch.signal is Signal.TRACES:
+        return (rs.resource for rs in request.resource_spans)  # type: ignore[union-attr]
+    if batch.signal is Signal.METRICS:
+        return (rm.resource for rm in request.resource_metrics)  # type: ignore[union-attr]
+    return (rl.resource for rl in request.resource_logs)  # type: ignore[union-attr]
+
+
+class ResourceProcessor:
+    """Applies attribute actions to the resource of every item in a batch."""
+
+    mutates = True
+
+    def __init__(self, name: str, actions: Sequence[AttributeAction]) -> None:
+        self.name = name
+        self.actions = tuple(actions)
+
+    def process(self, batch: Batch) -> Batch:
+        for resource in _resources(batch):
+            _apply(resource, self.actions)
+        batch.encoded = None  # the cached wire bytes no longer match; item count is unchanged
+        return batch
