@@ -1,0 +1,141 @@
+"""The ``otelgate`` command: ``run``, ``check-config`` and ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.config import (
+    Config,
+    ConfigError,
+    LoggingConfig,
+    apply_env_overrides,
+    default_config,
+    load_config,
+)
+
+log = logging.getLogger("otelgate")
+
+
+def configure_logging(settings: LoggingConfig) -> None:
+    """The gateway's own logs on stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.format == "json":
+        from instrumentation.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level.upper())
+    # uvicorn announces each embedded server; the gateway logs its own start-up line.
+    logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, root.level))
+
+
+def resolve_config(path: str | None) -> Config:
+    """The config from ``path`` (or ``OTELGATE_CONFIG``), else the embedded default."""
+    path = path or os.environ.get("OTELGATE_CONFIG")
+    if path:
+        return apply_env_overrides(load_config(path), os.environ)
+    return apply_env_overrides(default_config(os.environ), os.environ)
+
+
+async def serve(config: Config) -> int:
+    """Run the gateway until SIGTERM or SIGINT, then drain and stop.
+
+    A second SIGINT (Ctrl-C twice) stops at once, counting what was still queued as dropped;
+    repeated SIGTERMs (a supervisor and a process-group kill) do not cut the drain short.
+    """
+    from gateway.service import Gateway
+
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    hurry = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, _on_signal, stop, None, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGINT, _on_signal, stop, hurry, signal.SIGINT)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        log.error("%s", exc)
+        await gateway.stop()
+        return 1
+    await stop.wait()
+    hurry.clear()
+    stopping = asyncio.create_task(gateway.stop())
+    hurried = asyncio.create_task(hurry.wait())
+    done, _ = await asyncio.wait({stopping, hurried}, return_when=asyncio.FIRST_COMPLETED)
+    if stopping not in done:
+        log.warning("second Ctrl-C: stopping without waiting for the exporter queues")
+        await gateway.stop(drain_timeout=0.0)
+        await stopping
+        return 130
+    hurried.cancel()
+    return 0
+
+
+def _on_signal(stop: asyncio.Event, hurry: asyncio.Event | None, sig: signal.Signals) -> None:
+    if stop.is_set():
+        if hurry is not None:
+            hurry.set()
+        return
+    log.info("received %s", sig.name)
+    stop.set()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = resolve_config(args.config)
+    except ConfigError as exc:
+        print(f"otelgate: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    configure_logging(config.logging)
+    return asyncio.run(serve(config))
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = apply_env_overrides(load_config(args.file), os.environ)
+    except ConfigError as exc:
+        print(f"{args.file}: {len(exc.errors)} error(s)\n{exc}", file=sys.stderr)
+        return 1
+    pipelines = ", ".join(config.service.pipelines)
+    print(f"{args.file}: OK (pipelines: {pipelines})")
+    return 0
+
+
+def _cmd_version(_: argparse.Namespace) -> int:
+    print(f"otelgate {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otelgate", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the gateway (embedded default without --config)")
+    run.add_argument("--config", "-c", type=str, help="YAML configuration file")
+    run.set_defaults(func=_cmd_run)
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_cmd_check_config)
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(func=_cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``otelgate`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""OTLP/gRPC receiver on grpc.aio, in the gateway's event loop.
+
+Handlers take the request as raw bytes and decode it themselves, so the received bytes can be
+forwarded unchanged. Refusals map to the codes clients act on: INVALID_ARGUMENT for bad data,
+UNAVAILABLE with ``RetryInfo`` for backpressure, RESOURCE_EXHAUSTED without it for messages
+over the size limit (grpc enforces ``max_receive_message_length`` itself, after
+decompression).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from gateway.batch import Signal
+from gateway.errors import RefusedError
+from gateway.receivers.ingest import Ingest, decode_protobuf
+from gateway.receivers.status import refusal_status
+
+log = logging.getLogger("otelgate.receiver.grpc")
+
+SERVICES = {
+    Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
+    Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
+}
+
+Handler = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
+
+
+class OtlpGrpcReceiver:
+    """The three OTLP Export services of one receiver on a grpc.aio server."""
+
+    def __init__(self, ingest: Ingest, endpoint: str, max_recv_msg_size: int) -> None:
+        self.ingest = ingest
+        self.endpoint = endpoint
+        self.max_recv_msg_size = max_recv_msg_size
+        self.server: grpc.aio.Server | None = None
+        self.port: int | None = None
+
+    def _handler(self, signal: Signal) -> Handler:
+        async def export(body: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+            try:
+                request = decode_protobuf(signal, body)
+            except RefusedError as exc:
+                self.ingest.refuse(signal, exc.reason)
+                await self._abort(context, exc)
+            try:
+                response = await self.ingest.export(signal, request, body)
+            except RefusedError as exc:
+                await self._abort(context, exc)
+            return response.SerializeToString()
+
+        return export
+
+    async def _abort(
+        self, context: grpc.aio.ServicerContext[bytes, bytes], error: RefusedError
+    ) -> None:
+        status = refusal_status(error)
+        log.debug("refused export (%s): %s", error.grpc_code.name, error)
+        await context.abort(
+            error.grpc_code,
+            str(error),
+            trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+        )
+
+    async def start(self) -> None:
+        """Bind and start serving; raises OSError with the endpoint when it cannot bind."""
+        options = [
+            ("grpc.max_receive_message_length", self.max_recv_msg_size),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(options=options)
+        handlers = {}
+        for signal, service in SERVICES.items():
+            method = grpc.unary_unary_rpc_method_handler(self._handler(signal))
+            handlers[service] = grpc.method_handlers_generic_handler(service, {"Export": method})
+        server.add_generic_rpc_handlers(tuple(handlers.values()))
+        try:
+            port = server.add_insecure_port(self.endpoint)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen for OTLP/gRPC on {self.endpoint}: {exc}") from exc
+        if port == 0:
+            raise OSError(f"cannot listen for OTLP/gRPC on {self.endpoint}")
+        self.port = port
+        await server.start()
+        self.server = server
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking new calls; let calls in progress finish for up to ``grace`` s."""
+        if self.server is not None:
+            await self.server.stop(grace)
