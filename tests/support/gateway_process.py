@@ -1,0 +1,144 @@
+"""The real gateway as a subprocess (``otelgate run --config FILE``) on free 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.support.ports import free_port
+
+
+def otelgate_command() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m gateway.cli``."""
+    script = Path(sys.executable).with_name("otelgate")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("otelgate")
+    return [found] if found else [sys.executable, "-m", "gateway.cli"]
+
+
+class GatewayProcess:
+    """Starts the gateway with ``config`` (a dict; receiver and admin endpoints are filled in
+    with free ports unless given; ``protocol_options`` adds settings to them) and stops it
+    with SIGTERM, then SIGKILL if it hangs."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        protocol_options: dict[str, dict[str, Any]] | None = None,
+    ):
+        self.grpc_port = free_port()
+        self.http_port = free_port()
+        self.admin_port = free_port()
+        config = dict(config)
+        options = protocol_options or {}
+        config.setdefault(
+            "receivers",
+            {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": self.grpc_endpoint, **options.get("grpc", {})},
+                        "http": {
+                            "endpoint": f"127.0.0.1:{self.http_port}",
+                            **options.get("http", {}),
+                        },
+                    }
+                }
+            },
+        )
+        config.setdefault("admin", {"endpoint": f"127.0.0.1:{self.admin_port}"})
+        self.config = config
+        self.workdir = workdir
+        self.config_path = workdir / "otelgate.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = workdir / "otelgate.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout: float = 20.0) -> GatewayProcess:
+        """Start and wait until ``/health/ready`` answers 200."""
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [*otelgate_command(), "run", "--config", str(self.config_path)],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.admin_url}/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise TimeoutError(f"gateway not ready after {timeout}s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample from the gateway's ``/metrics`` (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = httpx.get(f"{self.admin_url}/metrics", timeout=5).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code (SIGKILL after ``timeout``)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.kill()
