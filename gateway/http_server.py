@@ -75,6 +75,7 @@ class EmbeddedServer:
             log_config=None,
             access_log=False,
             lifespan="off",
+            interface="asgi3",
             server_header=False,
             timeout_graceful_shutdown=5,
         )

@@ -7,14 +7,18 @@ import asyncio
 import logging
 from typing import Literal
 
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
+from starlette.types import Receive, Scope, Send
 
 from exporters.queue import ExporterQueue
 from gateway.api.admin import Readiness, create_admin_app
-from gateway.batch import Signal
+from gateway.batch import Batch, Signal
 from gateway.components import build_processor, build_queue
 from gateway.config import Config, component_type
+from gateway.errors import RefusedError
 from gateway.http_server import EmbeddedServer
+from gateway.observers import Observer
 from gateway.pipeline import Pipeline, Router
 from gateway.receivers.ingest import Ingest
 from gateway.receivers.otlp_grpc import OtlpGrpcReceiver
@@ -35,6 +39,8 @@ class Gateway:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
         self.state: State = "created"
+        self.observers: list[Observer] = []
+        self._admin: FastAPI | None = None
         self.queues: dict[str, ExporterQueue] = {
             name: build_queue(name, cfg, self.metrics) for name, cfg in config.exporters.items()
         }
@@ -51,8 +57,15 @@ class Gateway:
         self.grpc_receivers: list[OtlpGrpcReceiver] = []
         self.http_servers: list[EmbeddedServer] = []
         self._build_receivers()
-        admin = create_admin_app(self.registry, self.readiness)
-        self.admin_server = EmbeddedServer("admin", admin, config.admin.endpoint)
+        # Components add their admin routes (health, SLO, ...) here before start().
+        self.admin_routers: list[APIRouter] = []
+        self.admin_server = EmbeddedServer("admin", self._admin_app, config.admin.endpoint)
+
+    async def _admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Built on first use, so routes registered after __init__ are included.
+        if self._admin is None:
+            self._admin = create_admin_app(self.registry, self.readiness, self.admin_routers)
+        await self._admin(scope, receive, send)
 
     def _build_receivers(self) -> None:
         for name, receiver in self.config.receivers.items():
@@ -68,17 +81,41 @@ class Gateway:
                     routers[signal] = Router(signal, pipelines)
             grpc_cfg, http_cfg = receiver.protocols.grpc, receiver.protocols.http
             if grpc_cfg is not None:
-                ingest = Ingest("grpc", routers, self.metrics)
+                ingest = Ingest("grpc", routers, self.metrics, self.observers)
                 size = grpc_cfg.max_recv_msg_size_mib * MIB
                 self.grpc_receivers.append(OtlpGrpcReceiver(ingest, grpc_cfg.endpoint, size))
             if http_cfg is not None:
-                ingest = Ingest("http", routers, self.metrics)
+                ingest = Ingest("http", routers, self.metrics, self.observers)
                 http = OtlpHttpReceiver(
                     ingest, http_cfg.max_request_body_size, http_cfg.max_decompressed_size
                 )
                 self.http_servers.append(
                     EmbeddedServer(f"{name}/http", http.app(), http_cfg.endpoint)
                 )
+
+    async def emit(self, batch: Batch, source: str | None = None) -> bool:
+        """Feed a batch the gateway produced itself (system metrics, span metrics) into the
+        pipelines of its signal that list ``source`` as a receiver (all of them when None).
+
+        Returns False, counting the items as refused for transport ``internal``, when the
+        pipelines cannot take it now; internal producers use cumulative temporality, so the
+        next batch carries the totals and nothing is lost for good.
+        """
+        pipelines = [
+            p
+            for p in self.pipelines
+            if p.signal is batch.signal
+            and (source is None or source in self.config.service.pipelines[p.name].receivers)
+        ]
+        if not pipelines or not batch.items:
+            return False
+        try:
+            await Router(batch.signal, pipelines).consume(batch)
+        except RefusedError as exc:
+            counter = self.metrics.receiver_refused
+            counter.labels(batch.signal.value, "internal", exc.reason).inc(batch.items)
+            return False
+        return True
 
     def readiness(self) -> Readiness:
         """Ready when running and every pipeline can take data."""

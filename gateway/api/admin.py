@@ -6,10 +6,10 @@ Prometheus gets OpenMetrics when it asks for it and the classic text format othe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -27,9 +27,15 @@ class Readiness:
     reasons: list[str] = field(default_factory=list)
 
 
-def create_admin_app(registry: CollectorRegistry, readiness: Callable[[], Readiness]) -> FastAPI:
-    """The admin FastAPI application."""
+def create_admin_app(
+    registry: CollectorRegistry,
+    readiness: Callable[[], Readiness],
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The admin FastAPI application, with the routes other components contribute."""
     app = FastAPI(title="otelgate admin", version=__version__)
+    for router in routers:
+        app.include_router(router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

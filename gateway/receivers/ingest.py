@@ -6,7 +6,7 @@ decoded request, and which response or refusal the client gets, is decided here 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from gateway.batch import Batch, ExportRequest, Signal
 from gateway.errors import BadRequestError, NoPipelineError, RefusedError
+from gateway.observers import Observer, notify
 from gateway.pipeline import Router
 from gateway.selfmetrics import GatewayMetrics
 from gateway.validation import validate
@@ -59,11 +60,16 @@ class Ingest:
     """What one receiver does with decoded requests, for all three signals."""
 
     def __init__(
-        self, transport: str, routers: Mapping[Signal, Router], metrics: GatewayMetrics
+        self,
+        transport: str,
+        routers: Mapping[Signal, Router],
+        metrics: GatewayMetrics,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.transport = transport
         self.routers = dict(routers)
         self.metrics = metrics
+        self.observers = observers  # shared with the gateway: observers added later count
 
     def has_pipeline(self, signal: Signal) -> bool:
         return signal in self.routers
@@ -99,4 +105,5 @@ class Ingest:
                 self.refuse(signal, exc.reason, batch.items)
                 raise
             self.metrics.receiver_accepted.labels(signal.value, self.transport).inc(batch.items)
+            notify(self.observers, batch)
         return build_response(signal, rejection.count, rejection.message)
