@@ -9,6 +9,7 @@ received bytes are kept so that forwarding exporters can send them without re-en
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -16,6 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 ExportRequest = ExportTraceServiceRequest | ExportMetricsServiceRequest | ExportLogsServiceRequest
 
@@ -64,6 +66,16 @@ def count_items(signal: Signal, request: ExportRequest) -> int:
                 if kind in _DATA_POINT_KINDS:
                     total += len(getattr(metric, kind).data_points)
     return total
+
+
+def resources_of(batch: Batch) -> Iterable[Resource]:
+    """Every resource in the batch (one per ResourceSpans/Metrics/Logs)."""
+    request = batch.request
+    if batch.signal is Signal.TRACES:
+        return (rs.resource for rs in request.resource_spans)  # type: ignore[union-attr]
+    if batch.signal is Signal.METRICS:
+        return (rm.resource for rm in request.resource_metrics)  # type: ignore[union-attr]
+    return (rl.resource for rl in request.resource_logs)  # type: ignore[union-attr]
 
 
 @dataclass(slots=True, eq=False)  # identity semantics: queues track batches in sets

@@ -101,6 +101,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config))
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo.runner import run_demo
+
+    try:
+        config = resolve_config(args.config)
+    except ConfigError as exc:
+        print(f"otelgate: invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    configure_logging(config.logging.model_copy(update={"level": "warning"}))
+    return asyncio.run(run_demo(config, args.duration, args.rate))
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         config = apply_env_overrides(load_config(args.file), os.environ)
@@ -123,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the gateway (embedded default without --config)")
     run.add_argument("--config", "-c", type=str, help="YAML configuration file")
     run.set_defaults(func=_cmd_run)
+    demo = commands.add_parser(
+        "demo", help="run the gateway with three instrumented demo services and traffic"
+    )
+    demo.add_argument("--config", "-c", type=str, help="YAML configuration file")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--rate", type=float, default=5.0, help="requests per second (default 5)")
+    demo.set_defaults(func=_cmd_demo)
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     check.set_defaults(func=_cmd_check_config)

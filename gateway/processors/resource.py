@@ -6,14 +6,14 @@ Shaped like the Collector's resource processor, so gateway-level enrichment such
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from gateway.batch import Batch, Signal
+from gateway.batch import Batch, resources_of
 
 Action = Literal["insert", "update", "upsert", "delete"]
 AttributeValue = str | int | float | bool
@@ -54,15 +54,6 @@ def _apply(resource: Resource, actions: Sequence[AttributeAction]) -> None:
             attributes[index].value.CopyFrom(any_value(act.value))
 
 
-def _resources(batch: Batch) -> Iterable[Resource]:
-    request = batch.request
-    if batch.signal is Signal.TRACES:
-        return (rs.resource for rs in request.resource_spans)  # type: ignore[union-attr]
-    if batch.signal is Signal.METRICS:
-        return (rm.resource for rm in request.resource_metrics)  # type: ignore[union-attr]
-    return (rl.resource for rl in request.resource_logs)  # type: ignore[union-attr]
-
-
 class ResourceProcessor:
     """Applies attribute actions to the resource of every item in a batch."""
 
@@ -73,7 +64,7 @@ class ResourceProcessor:
         self.actions = tuple(actions)
 
     def process(self, batch: Batch) -> Batch:
-        for resource in _resources(batch):
+        for resource in resources_of(batch):
             _apply(resource, self.actions)
         batch.encoded = None  # the cached wire bytes no longer match; item count is unchanged
         return batch

@@ -1,0 +1,1 @@
+"""``otelgate demo``: the gateway plus three instrumented services calling each other."""
