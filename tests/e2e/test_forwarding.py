@@ -39,11 +39,13 @@ def attributes(items) -> dict[str, object]:
 def metric_services(sink) -> set[str]:
     """Services whose ``orders`` counter has arrived."""
     return {
-        attributes(rm.resource.attributes)["service.name"]["stringValue"]
+        kv.value.string_value
         for r in sink.received
         if r.signal is Signal.METRICS
         for rm in r.request.resource_metrics
         if any(m.name == "orders" for sm in rm.scope_metrics for m in sm.metrics)
+        for kv in rm.resource.attributes
+        if kv.key == "service.name"
     }
 
 
