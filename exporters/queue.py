@@ -10,6 +10,12 @@ Delivery retries retryable errors with exponential backoff and jitter, waits exa
 as the backend asked (``Retry-After`` / ``RetryInfo``), never retries a permanent error, and
 gives up only after ``max_elapsed_time`` (0 = never). Every item ends up counted as sent,
 failed or dropped.
+
+With a :class:`~exporters.spool.Spool` (``storage: disk``) the pending batches live on disk
+instead: :meth:`ExporterQueue.put` returns only once the batch is synced, workers read batches
+back when it is their turn, a batch is acknowledged in the spool once it was delivered (or failed
+for good), and on shutdown whatever is left stays spooled for the next start instead of being
+dropped. The spool's ``max_bytes`` then bounds the queue instead of ``capacity``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from exporters.base import Exporter
+from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from gateway.batch import Batch
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
 from gateway.selfmetrics import GatewayMetrics
@@ -74,6 +81,7 @@ class ExporterQueue:
         num_consumers: int = 4,
         on_full: OnFull = "refuse",
         retry: RetryPolicy | None = None,
+        spool: Spool | None = None,
     ) -> None:
         self.name = name
         self.exporter = exporter
@@ -93,34 +101,118 @@ class ExporterQueue:
         self._closed = True
         self._stopped = False
         self._rng = random.Random()
-        metrics.exporter_queue_capacity.labels(name).set(capacity)
         self._size_gauge = metrics.exporter_queue_size.labels(name)
+        self.spool = spool
+        if spool is None:
+            metrics.exporter_queue_capacity.labels(name).set(capacity)
+        else:
+            metrics.exporter_spool_capacity_bytes.labels(name).set(spool.max_bytes)
+            self._spool_gauge = metrics.exporter_spool_bytes.labels(name)
+            quarantined = metrics.exporter_spool_quarantined.labels(name)
+            spool.on_quarantine = lambda _path: quarantined.inc()
+            spool.on_lost = lambda signal, items: metrics.exporter_dropped.labels(
+                name, signal.value
+            ).inc(items)
 
     @property
     def size(self) -> int:
         """Items queued or being delivered."""
-        return self._items
+        return self._items if self.spool is None else self.spool.unacked_items
 
     @property
     def full(self) -> bool:
+        if self.spool is not None:
+            return not self.spool.has_room(1)
         return self._items >= self.capacity
 
+    @property
+    def usage(self) -> str:
+        """How full the queue is, for messages: items, or bytes on disk for a spool."""
+        if self.spool is None:
+            return f"{self._items}/{self.capacity} items"
+        return f"{self.spool.bytes}/{self.spool.max_bytes} bytes spooled on disk"
+
     async def start(self) -> None:
-        """Start the exporter, then the workers."""
+        """Open the spool (if any), start the exporter, then the workers."""
+        if self.spool is not None:
+            self._recovered(await self.spool.open())
         await self.exporter.start()
         self._closed = False
+        work = self._work if self.spool is None else self._work_spooled
         self._workers = [
-            asyncio.create_task(self._work(), name=f"exporter:{self.name}:{i}")
+            asyncio.create_task(work(), name=f"exporter:{self.name}:{i}")
             for i in range(self._num_consumers)
         ]
+
+    def _recovered(self, found: Recovery) -> None:
+        metrics = self._metrics
+        metrics.exporter_spool_corrupt_bytes.labels(self.name).inc(found.corrupt_bytes)
+        for signal, items in found.items.items():
+            metrics.exporter_spool_recovered.labels(self.name, signal.value).inc(items)
+        if found.records:
+            log.info(
+                "exporter %s: %d undelivered item(s) in %d batch(es) found in spool %s; "
+                "sending them first", self.name, sum(found.items.values()), found.records,
+                found.directory,
+            )  # fmt: skip
+        if found.quarantined:
+            log.error(
+                "exporter %s: quarantined %d damaged spool file(s) (%d bad bytes): %s",
+                self.name, len(found.quarantined), found.corrupt_bytes,
+                ", ".join(map(str, found.quarantined)),
+            )  # fmt: skip
+        self._spool_changed()
 
     def would_refuse(self, batch: Batch) -> bool:
         """True when :meth:`offer` would raise for ``batch`` (checked before any fan-out)."""
         return self._closed or (self.on_full == "refuse" and not self._has_room(batch))
 
     def _has_room(self, batch: Batch) -> bool:
+        if self.spool is not None:
+            return self.spool.has_room(record_size(batch))
         # An empty queue takes a batch larger than its capacity; otherwise it could never go.
         return self._items == 0 or self._items + batch.items <= self.capacity
+
+    async def put(self, batch: Batch, *, reserved: bool = False) -> bool:
+        """Enqueue ``batch`` like :meth:`offer`; with a spool, return once it is on disk.
+
+        Raises :class:`SpoolWriteError` (the client retries) if the spool cannot write it.
+        """
+        if self.spool is None:
+            return self.offer(batch, reserved=reserved)
+        if self._closed:
+            raise NotReadyError(f"exporter {self.name} is shutting down", retry_after=5.0)
+        if not self._has_room(batch) and not self._refuse_or_drop(batch, reserved):
+            return False
+        self._idle.clear()
+        try:
+            await self.spool.append(batch)
+        except OSError as exc:
+            raise SpoolWriteError(f"exporter {self.name}: cannot spool the batch: {exc}") from exc
+        finally:
+            self._spool_changed()
+        return True
+
+    def _refuse_or_drop(self, batch: Batch, reserved: bool) -> bool:
+        """For a full queue: False after dropping (``drop``), True if ``reserved``, else raise."""
+        if self.on_full == "drop":
+            self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(batch.items)
+            log.warning(
+                "exporter %s queue full: dropped %d %s", self.name, batch.items, batch.signal
+            )
+            return False
+        if not reserved:
+            raise BackpressureError(f"exporter {self.name} queue is full ({self.usage})")
+        return True
+
+    def _spool_changed(self) -> None:
+        assert self.spool is not None
+        self._size_gauge.set(self.spool.unacked_items)
+        self._spool_gauge.set(self.spool.bytes)
+        if self.spool.idle:
+            self._idle.set()
+        else:
+            self._idle.clear()
 
     def offer(self, batch: Batch, *, reserved: bool = False) -> bool:
         """Enqueue ``batch``. Returns False if it was dropped (``on_full: drop``).
@@ -130,21 +222,12 @@ class ExporterQueue:
         already checked :meth:`would_refuse` for this batch (fan-out is all-or-nothing), so a
         ``refuse`` queue takes it even if processors made it slightly larger.
         """
+        if self.spool is not None:
+            raise TypeError("a spooled queue takes batches with: await put(batch)")
         if self._closed:
             raise NotReadyError(f"exporter {self.name} is shutting down", retry_after=5.0)
-        if not self._has_room(batch):
-            if self.on_full == "drop":
-                self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(
-                    batch.items
-                )
-                log.warning(
-                    "exporter %s queue full: dropped %d %s", self.name, batch.items, batch.signal
-                )
-                return False
-            if not reserved:
-                raise BackpressureError(
-                    f"exporter {self.name} queue is full ({self._items}/{self.capacity} items)"
-                )
+        if not self._has_room(batch) and not self._refuse_or_drop(batch, reserved):
+            return False
         self._pending.append(batch)
         self._items += batch.items
         self._size_gauge.set(self._items)
@@ -164,6 +247,23 @@ class ExporterQueue:
             finally:
                 self._in_flight.discard(batch)
                 self._release(batch)
+
+    async def _work_spooled(self) -> None:
+        assert self.spool is not None
+        while True:
+            try:
+                entry: SpoolEntry = await self.spool.get()
+            except OSError as exc:  # the disk failed; the record stays and is read again
+                log.error("exporter %s: cannot read spool: %s; retrying in 1s", self.name, exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._in_flight.add(entry.batch)
+            try:
+                await self._deliver(entry.batch)  # cancelled at shutdown: not acknowledged
+            finally:
+                self._in_flight.discard(entry.batch)
+            self.spool.ack(entry)
+            self._spool_changed()
 
     def _release(self, batch: Batch) -> None:
         self._items -= batch.items
@@ -237,6 +337,9 @@ class ExporterQueue:
         if self._stopped:  # a concurrent, shorter shutdown already finished the job
             return
         self._stopped = True
+        if self.spool is not None:
+            await self._shutdown_spooled(timeout)
+            return
         leftovers = list(self._pending) + list(self._in_flight)  # before cancelling empties it
         for task in self._workers:
             task.cancel()
@@ -252,4 +355,20 @@ class ExporterQueue:
         self._items = 0
         self._size_gauge.set(0)
         self._idle.set()
+        await self.exporter.shutdown()
+
+    async def _shutdown_spooled(self, timeout: float) -> None:
+        """Stop the workers and keep what is undelivered on disk (not counted as dropped)."""
+        assert self.spool is not None
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.spool.close()
+        self._spool_changed()
+        if left := self.spool.unacked_items:
+            log.warning(
+                "exporter %s: %d undelivered item(s) remain spooled in %s after %.1fs; "
+                "they are sent after the next start", self.name, left, self.spool.directory,
+                timeout,
+            )  # fmt: skip
         await self.exporter.shutdown()

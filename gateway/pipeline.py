@@ -9,6 +9,7 @@ share the received object, which is immutable from then on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from exporters.queue import ExporterQueue
@@ -40,7 +41,7 @@ class Pipeline:
                 if queue.full:
                     raise BackpressureError(
                         f"pipeline {self.name}: exporter {queue.name} queue is full "
-                        f"({queue.size}/{queue.capacity} items); retry later"
+                        f"({queue.usage}); retry later"
                     )
                 raise NotReadyError(f"pipeline {self.name} is shutting down", retry_after=5.0)
 
@@ -50,11 +51,21 @@ class Pipeline:
         return not any(q.would_refuse(_ONE_ITEM) for q in self.queues)
 
     async def consume(self, batch: Batch) -> None:
-        """Process and enqueue; call :meth:`check_room` first (the router does)."""
+        """Process and enqueue; call :meth:`check_room` first (the router does).
+
+        Returns once every queue holds the batch; for a disk spool that means it is synced.
+        """
         for processor in self.processors:
             batch = processor.process(batch)
-        for queue in self.queues:
-            queue.offer(batch, reserved=True)
+        if len(self.queues) == 1:
+            await self.queues[0].put(batch, reserved=True)
+        else:  # several spools sync in parallel; every queue gets the batch even if one fails
+            results = await asyncio.gather(
+                *(q.put(batch, reserved=True) for q in self.queues), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
 
 class Router:

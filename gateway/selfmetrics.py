@@ -69,3 +69,33 @@ class GatewayMetrics:
             ["exporter"],
             registry=registry,
         )
+        self.exporter_spool_bytes = Gauge(
+            "otelgate_exporter_spool_bytes",
+            "Bytes of an exporter's disk spool (sending_queue.storage: disk) on disk.",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_spool_capacity_bytes = Gauge(
+            "otelgate_exporter_spool_capacity_bytes",
+            "Size cap of an exporter's disk spool (sending_queue.max_bytes).",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_spool_recovered = Counter(
+            "otelgate_exporter_spool_recovered_items",
+            "Undelivered items found in an exporter's disk spool at start-up (sent after it).",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_spool_quarantined = Counter(
+            "otelgate_exporter_spool_quarantined_files",
+            "Damaged spool files moved to the spool's quarantine/ directory.",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_spool_corrupt_bytes = Counter(
+            "otelgate_exporter_spool_corrupt_bytes",
+            "Bytes of spool files that failed their length/CRC checks and were skipped.",
+            ["exporter"],
+            registry=registry,
+        )
