@@ -1,0 +1,173 @@
+"""The Prometheus pull exporter: OTLP metrics served for scraping on the admin listener.
+
+``push`` translates a metrics batch (:mod:`exporters.prom_translate`) into the exporter's
+series (:mod:`exporters.prom_state`); a scrape of :attr:`PrometheusExporter.path` (default
+``/metrics/otlp``) renders them with prometheus_client's exposition, negotiating OpenMetrics
+or the classic text format from ``Accept``. The gateway's own metrics stay on ``/metrics``:
+the OTLP-derived series carry their services' ``job``/``instance`` and are scraped with
+``honor_labels: true``, the gateway's own series must not be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
+from prometheus_client.utils import floatToGoString
+from starlette.responses import Response
+
+from exporters.base import ExporterBase
+from exporters.prom_state import Family, SeriesStore, store_for
+from exporters.prom_translate import Kind, PromExemplar, PromPoint, bucket_exemplars, translate
+from gateway.batch import Batch, Signal
+from gateway.errors import PermanentError
+
+DEFAULT_PATH = "/metrics/otlp"
+
+
+class PrometheusExporter(ExporterBase):
+    """Keeps the latest value of every series and serves them on ``path``."""
+
+    def __init__(
+        self,
+        name: str = "prometheus",
+        *,
+        path: str = DEFAULT_PATH,
+        metric_expiration: float = 300.0,
+        max_series_per_metric: int = 2000,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.store: SeriesStore = store_for(
+            name,
+            registry if registry is not None else CollectorRegistry(),
+            expiration=metric_expiration,
+            max_series_per_metric=max_series_per_metric,
+        )
+        # The OTLP-derived series live in a private registry, never the gateway's own.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(self.store))
+
+    def __repr__(self) -> str:
+        return f"PrometheusExporter({self.path!r})"
+
+    async def push(self, batch: Batch) -> None:
+        """Fold a metrics batch into the served series (other signals are refused)."""
+        if batch.signal is not Signal.METRICS:
+            raise PermanentError(f"the prometheus exporter takes metrics, not {batch.signal}")
+        self.store.apply(translate(batch.request))  # type: ignore[arg-type]  # metrics
+
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """The exposition for an ``Accept`` header, and its Content-Type."""
+        self.store.expire()
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
+
+    def admin_router(self) -> APIRouter:
+        """The scrape route, mounted on the admin listener by the gateway."""
+        router = APIRouter()
+
+        # async: runs on the event loop, like push, so the store is never read mid-update.
+        @router.get(self.path, include_in_schema=False)
+        async def scrape(request: Request) -> Response:
+            body, content_type = self.render(request.headers.get("accept", ""))
+            return Response(body, media_type=content_type)
+
+        return router
+
+
+class StoreCollector(Collector):
+    """A prometheus_client collector yielding the store's families on each scrape."""
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self.store:
+            if family.series:
+                yield _family_metric(family)
+        if self.store.targets:
+            info = InfoMetricFamily("target", "Target metadata")
+            for target in self.store.targets.values():
+                info.add_sample("target_info", dict(target.labels), 1.0)
+            yield info
+
+
+def _family_metric(family: Family) -> Metric:
+    name, doc, unit = family.name, family.help, family.unit
+    points = (s.point for s in family.series.values())
+    if family.kind is Kind.COUNTER:
+        counter = CounterMetricFamily(name, doc, unit=unit)
+        for p in points:
+            labels = dict(p.labels)
+            counter.add_sample(f"{counter.name}_total", labels, p.value, None, _latest(p))
+            _created(counter, p, labels)
+        return counter
+    if family.kind is Kind.GAUGE:
+        gauge = GaugeMetricFamily(name, doc, unit=unit)
+        for p in points:
+            gauge.add_sample(gauge.name, dict(p.labels), p.value)
+        return gauge
+    if family.kind is Kind.HISTOGRAM:
+        histogram = HistogramMetricFamily(name, doc, unit=unit)
+        for p in points:
+            _histogram_samples(histogram, p)
+        return histogram
+    summary = SummaryMetricFamily(name, doc, unit=unit)
+    for p in points:
+        labels = dict(p.labels)
+        for quantile, value in p.quantiles:
+            summary.add_sample(summary.name, {**labels, "quantile": floatToGoString(quantile)},
+                               value)  # fmt: skip
+        summary.add_sample(f"{summary.name}_count", labels, float(p.count))
+        summary.add_sample(f"{summary.name}_sum", labels, p.sum or 0.0)
+        _created(summary, p, labels)
+    return summary
+
+
+def _histogram_samples(histogram: Metric, p: PromPoint) -> None:
+    labels = dict(p.labels)
+    exemplars = bucket_exemplars(p.bounds, p.exemplars) if p.exemplars else None
+    total = 0
+    for i, bound in enumerate(p.bounds):
+        total += p.counts[i]
+        exemplar = _exemplar(exemplars[i]) if exemplars else None
+        bucket_labels = {**labels, "le": floatToGoString(bound)}
+        histogram.add_sample(f"{histogram.name}_bucket", bucket_labels, float(total), None,
+                             exemplar)  # fmt: skip
+    count = max(p.count, total + (p.counts[-1] if p.counts else 0))
+    inf_exemplar = _exemplar(exemplars[-1]) if exemplars else None
+    histogram.add_sample(f"{histogram.name}_bucket", {**labels, "le": "+Inf"}, float(count),
+                         None, inf_exemplar)  # fmt: skip
+    histogram.add_sample(f"{histogram.name}_count", labels, float(count))
+    if p.sum is not None:
+        histogram.add_sample(f"{histogram.name}_sum", labels, p.sum)
+    _created(histogram, p, labels)
+
+
+def _created(metric: Metric, p: PromPoint, labels: dict[str, str]) -> None:
+    if p.start_ns > 0:
+        metric.add_sample(f"{metric.name}_created", labels, p.start_ns / 1e9)
+
+
+def _exemplar(exemplar: PromExemplar | None) -> Exemplar | None:
+    if exemplar is None:
+        return None
+    return Exemplar(dict(exemplar.labels), exemplar.value, exemplar.time_ns / 1e9 or None)
+
+
+def _latest(p: PromPoint) -> Exemplar | None:
+    return _exemplar(max(p.exemplars, key=lambda e: e.time_ns)) if p.exemplars else None

@@ -1,0 +1,238 @@
+"""Prometheus remote write 1.0: OTLP metrics pushed as a snappy-compressed ``WriteRequest``.
+
+Points are translated like the pull exporter's (:mod:`exporters.prom_translate`) and go
+through a :class:`~exporters.prom_state.SeriesStore` first: delta sums and histograms are
+accumulated into cumulative series (remote write needs cumulative values), and points not
+newer than the last one of their series are dropped and counted, since Prometheus would
+refuse the whole request for one out-of-order sample.
+
+A batch is translated and encoded once: when its delivery is retried the same bytes are
+sent again, so deltas are never added twice. Send it with one queue consumer (the default
+for this exporter) so the samples of a series reach Prometheus in time order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import cramjam
+import httpx
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from prometheus_client import CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+from exporters import remote_write_pb as pb
+from exporters.base import ExporterBase
+from exporters.prom_state import store_for
+from exporters.prom_translate import Kind, Labels, PromExemplar, PromPoint, translate
+from gateway import __version__
+from gateway.batch import Batch, Signal
+from gateway.errors import (
+    PermanentError,
+    RetryableError,
+    ThrottledError,
+    parse_retry_after,
+)
+
+log = logging.getLogger("otelgate.exporter.remote_write")
+
+USER_AGENT = f"otelgate/{__version__}"
+STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
+_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+_MAX_ERROR_TEXT = 512
+_MAX_PENDING_BODIES = 256  # encoded batches kept for retries (the queue holds the batches)
+
+
+class RemoteWriteExporter(ExporterBase):
+    """Pushes metrics batches to a remote write receiver (Prometheus, Mimir, Thanos...)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        name: str = "prometheusremotewrite",
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        metric_expiration: float = 300.0,
+        registry: CollectorRegistry | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._transport = transport  # tests inject one; None is a normal network client
+        self.name = name
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.store = store_for(
+            name,
+            registry if registry is not None else CollectorRegistry(),
+            expiration=metric_expiration,
+            max_series_per_metric=0,
+        )
+        self._http: httpx.AsyncClient | None = None
+        self._bodies: OrderedDict[Batch, bytes] = OrderedDict()
+        self._target_times: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return f"RemoteWriteExporter({self.endpoint!r})"
+
+    async def start(self) -> None:
+        if self._http is None:
+            headers = {"User-Agent": USER_AGENT, **self.headers}
+            self._http = httpx.AsyncClient(
+                headers=headers, timeout=self.timeout, transport=self._transport
+            )
+
+    async def shutdown(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def push(self, batch: Batch) -> None:
+        """Send one metrics batch; raise a classified error when it was not accepted."""
+        if batch.signal is not Signal.METRICS:
+            raise PermanentError(f"remote write takes metrics, not {batch.signal}")
+        if self._http is None:
+            raise RuntimeError(f"{self!r} used before start()")
+        body = self._bodies.get(batch)
+        if body is None:
+            request = self.write_request(batch.request)  # type: ignore[arg-type]  # metrics
+            if not request.timeseries:
+                return
+            body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+            self._bodies[batch] = body
+            while len(self._bodies) > _MAX_PENDING_BODIES:
+                self._bodies.popitem(last=False)
+        try:
+            response = await self._http.post(self.endpoint, content=body, headers=_HEADERS)
+        except httpx.UnsupportedProtocol as exc:
+            self._bodies.pop(batch, None)
+            raise PermanentError(f"remote write {self.endpoint}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"remote write {self.endpoint}: timed out") from exc
+        except httpx.TransportError as exc:
+            message = f"remote write {self.endpoint}: {type(exc).__name__}: {exc}"
+            raise RetryableError(message) from exc
+        if 200 <= response.status_code < 300:
+            self._bodies.pop(batch, None)
+            return
+        error = classify_response(response)
+        if isinstance(error, PermanentError):
+            self._bodies.pop(batch, None)
+        raise error
+
+    def write_request(self, request: ExportMetricsServiceRequest) -> Any:
+        """The ``WriteRequest`` for an OTLP metrics request (updates the series state)."""
+        translation = translate(request)
+        points = self.store.apply(translation)
+        out = pb.WriteRequest()
+        families: dict[str, PromPoint] = {}
+        newest: dict[tuple[str, str], int] = {}
+        for point in points:
+            for name, labels, value, exemplars in samples(point):
+                series = out.timeseries.add()
+                _set_labels(series.labels, (("__name__", name), *labels))
+                series.samples.add(value=value, timestamp=point.time_ns // 1_000_000)
+                for exemplar in exemplars:
+                    stamp = exemplar.time_ns // 1_000_000
+                    proto = series.exemplars.add(value=exemplar.value, timestamp=stamp)
+                    _set_labels(proto.labels, exemplar.labels)
+            families.setdefault(point.family, point)
+            key = (_label(point.labels, "job"), _label(point.labels, "instance"))
+            newest[key] = max(newest.get(key, 0), point.time_ns // 1_000_000)
+        for key, labels in translation.targets.items():
+            latest = newest.get(key)
+            if latest is None or latest <= self._target_times.get(key, -1):
+                continue  # an older or equal timestamp would be refused as out of order
+            self._target_times[key] = latest
+            series = out.timeseries.add()
+            _set_labels(series.labels, (("__name__", "target_info"), *labels))
+            series.samples.add(value=1.0, timestamp=latest)
+        if len(self._target_times) > 2 * len(self.store.targets) + 100:
+            self._target_times = {k: v for k, v in self._target_times.items()
+                                  if k in self.store.targets}  # fmt: skip
+        for point in families.values():
+            out.metadata.add(
+                type=pb.METRIC_TYPES[point.kind.value],
+                metric_family_name=_main_name(point),
+                help=point.help,
+                unit=point.unit,
+            )
+        return out
+
+
+def classify_response(response: httpx.Response) -> PermanentError | RetryableError:
+    """429 and 5xx are retried (honouring Retry-After); any other status is permanent."""
+    status = response.status_code
+    text = response.content[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
+    message = f"HTTP {status}: {text or response.reason_phrase or 'no message'}"
+    delay = parse_retry_after(response.headers.get("Retry-After"))
+    if status in (429, 503):
+        return ThrottledError(message, delay)
+    if status >= 500:
+        return RetryableError(message, delay)
+    return PermanentError(message)
+
+
+def _within(point: PromPoint, lower: float, upper: float) -> tuple[PromExemplar, ...]:
+    return tuple(e for e in point.exemplars if lower < e.value <= upper)
+
+
+def _main_name(point: PromPoint) -> str:
+    return f"{point.family}_total" if point.kind is Kind.COUNTER else point.family
+
+
+def _label(labels: Labels, name: str) -> str:
+    return next((v for k, v in labels if k == name), "")
+
+
+def _set_labels(target: Any, labels: Labels) -> None:
+    """Labels sorted by name (``__name__`` sorts first), no empty values."""
+    for name, value in sorted(labels):
+        if value:
+            target.add(name=name, value=value)
+
+
+def samples(point: PromPoint) -> Iterator[tuple[str, Labels, float, tuple[PromExemplar, ...]]]:
+    """``(metric name, labels, value, exemplars)`` of every sample of a cumulative point;
+    stale markers for a point flagged as having no recorded value."""
+    name, labels = _main_name(point), point.labels
+    if point.kind in (Kind.COUNTER, Kind.GAUGE):
+        value = STALE_NAN if point.stale else point.value
+        yield name, labels, value, () if point.stale else point.exemplars
+        return
+    if point.kind is Kind.SUMMARY:
+        for quantile, value in point.quantiles:
+            yield name, (*labels, ("quantile", floatToGoString(quantile))), value, ()
+    else:
+        total, lower = 0, -math.inf
+        for bound, count in zip(point.bounds, point.counts, strict=False):
+            total += count
+            yield (
+                f"{name}_bucket",
+                (*labels, ("le", floatToGoString(bound))),
+                STALE_NAN if point.stale else float(total),
+                _within(point, lower, bound),
+            )
+            lower = bound
+        everything = max(point.count, sum(point.counts))
+        yield (
+            f"{name}_bucket",
+            (*labels, ("le", "+Inf")),
+            STALE_NAN if point.stale else float(everything),
+            _within(point, lower, math.inf),
+        )
+    count = max(point.count, sum(point.counts))
+    yield f"{name}_count", labels, STALE_NAN if point.stale else float(count), ()
+    if point.sum is not None or point.stale:
+        yield f"{name}_sum", labels, STALE_NAN if point.stale else point.sum or 0.0, ()

@@ -1,0 +1,195 @@
+"""Remote write 1.0: the wire format, error classification and delta handling across retries."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+
+import cramjam
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporters import remote_write_pb as pb
+from exporters.remote_write import RemoteWriteExporter
+from gateway.batch import Batch, Signal
+from gateway.errors import PermanentError, RetryableError, ThrottledError
+from tests.exporters.test_prom_translate import (
+    DELTA,
+    SEC,
+    T0,
+    gauge_metric,
+    histogram_metric,
+    request_of,
+    sum_metric,
+)
+from tests.support.otlp_samples import sample_request
+
+URL = "http://receiver.test/api/v1/write"
+
+
+class Receiver:
+    """An httpx transport that records write requests and answers as told."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.answers: list[Callable[[], httpx.Response]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.answers:
+            return self.answers.pop(0)()
+        return httpx.Response(204)
+
+    def decoded(self, index: int = -1):
+        body = self.requests[index].content
+        return pb.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(body)))
+
+    def series(self, index: int = -1) -> dict[str, list[tuple[dict[str, str], float, int]]]:
+        found: dict[str, list[tuple[dict[str, str], float, int]]] = {}
+        for ts in self.decoded(index).timeseries:
+            labels = {label.name: label.value for label in ts.labels}
+            [sample] = ts.samples
+            found.setdefault(labels.pop("__name__"), []).append(
+                (labels, sample.value, sample.timestamp)
+            )
+        return found
+
+
+@pytest.fixture
+async def setup():
+    receiver = Receiver()
+    exporter = RemoteWriteExporter(
+        URL, registry=CollectorRegistry(), transport=httpx.MockTransport(receiver)
+    )
+    await exporter.start()
+    yield exporter, receiver
+    await exporter.shutdown()
+
+
+def batch(*metrics) -> Batch:
+    return Batch.from_request(Signal.METRICS, request_of(*metrics))
+
+
+async def test_headers_and_snappy_protobuf_body(setup):
+    exporter, receiver = setup
+    await exporter.push(
+        batch(
+            sum_metric("app.requests", [({"http.route": "/a"}, 3.0)]),
+            gauge_metric("mem", 512, unit="By"),
+            histogram_metric("lat", [0.5], [1, 2], 2.5),
+        )
+    )
+    [request] = receiver.requests
+    assert request.method == "POST" and str(request.url) == URL
+    assert request.headers["content-encoding"] == "snappy"
+    assert request.headers["content-type"] == "application/x-protobuf"
+    assert request.headers["x-prometheus-remote-write-version"] == "0.1.0"
+    assert request.headers["user-agent"].startswith("otelgate/")
+    write = receiver.decoded()
+    for ts in write.timeseries:
+        names = [label.name for label in ts.labels]
+        assert names[0] == "__name__" and names == sorted(names) and len(set(names)) == len(names)
+        assert all(label.value for label in ts.labels)
+    series = receiver.series()
+    [(labels, value, stamp)] = series["app_requests_total"]
+    assert value == 3.0 and stamp == (T0 + SEC) // 1_000_000
+    assert labels == {"http_route": "/a", "job": "shop/checkout", "instance": "pod-1",
+                      "otel_scope_name": "my.lib", "otel_scope_version": "1.2"}  # fmt: skip
+    assert series["mem_bytes"][0][1] == 512
+    buckets = {labels["le"]: v for labels, v, _ in series["lat_seconds_bucket"]}
+    assert buckets == {"0.5": 1, "+Inf": 3}
+    assert series["lat_seconds_count"][0][1] == 3 and series["lat_seconds_sum"][0][1] == 2.5
+    assert series["target_info"][0][0]["deployment_environment"] == "test"
+    kinds = {m.metric_family_name: m.type for m in write.metadata}
+    assert kinds["app_requests_total"] == pb.METRIC_TYPES["counter"]
+    assert kinds["lat_seconds"] == pb.METRIC_TYPES["histogram"]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retry_after"),
+    [
+        (500, {}, RetryableError, None),
+        (502, {}, RetryableError, None),
+        (503, {"Retry-After": "3"}, ThrottledError, 3.0),
+        (429, {"Retry-After": "7"}, ThrottledError, 7.0),
+        (400, {}, PermanentError, None),
+        (404, {}, PermanentError, None),
+    ],
+)
+async def test_status_classification(setup, status, headers, error, retry_after):
+    exporter, receiver = setup
+    receiver.answers.append(lambda: httpx.Response(status, headers=headers, text="out of order"))
+    with pytest.raises(error) as caught:
+        await exporter.push(batch(gauge_metric("g", 1)))
+    assert type(caught.value) is error
+    assert f"HTTP {status}: out of order" in str(caught.value)
+    if retry_after is not None:
+        assert caught.value.retry_after == retry_after
+
+
+async def test_connection_errors_are_retryable():
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    exporter = RemoteWriteExporter(
+        URL, registry=CollectorRegistry(), transport=httpx.MockTransport(refuse)
+    )
+    await exporter.start()
+    try:
+        with pytest.raises(RetryableError):
+            await exporter.push(batch(gauge_metric("g", 1)))
+    finally:
+        await exporter.shutdown()
+
+
+async def test_a_retried_delta_batch_is_not_counted_twice(setup):
+    exporter, receiver = setup
+    first = batch(sum_metric("jobs", [({}, 2.0)], temporality=DELTA, t=T0 + SEC))
+    await exporter.push(first)
+    second = batch(sum_metric("jobs", [({}, 3.0)], temporality=DELTA, t=T0 + 2 * SEC))
+    receiver.answers.append(lambda: httpx.Response(503))
+    with pytest.raises(ThrottledError):
+        await exporter.push(second)
+    await exporter.push(second)  # the queue's retry
+    assert receiver.requests[1].content == receiver.requests[2].content
+    assert [v for _, v, _ in receiver.series()["jobs_total"]] == [5.0]
+    third = batch(sum_metric("jobs", [({}, 1.0)], temporality=DELTA, t=T0 + 3 * SEC))
+    await exporter.push(third)
+    assert [v for _, v, _ in receiver.series()["jobs_total"]] == [6.0]
+
+
+async def test_out_of_order_points_are_dropped_before_sending():
+    receiver, registry = Receiver(), CollectorRegistry()
+    exporter = RemoteWriteExporter(
+        URL, name="rw", registry=registry, transport=httpx.MockTransport(receiver)
+    )
+    await exporter.start()
+    try:
+        await exporter.push(batch(gauge_metric("g", 1, t=T0 + 2 * SEC)))
+        await exporter.push(batch(gauge_metric("g", 2, t=T0 + SEC)))  # older: nothing to send
+    finally:
+        await exporter.shutdown()
+    assert len(receiver.requests) == 1
+    dropped = registry.get_sample_value(
+        "otelgate_prometheus_dropped_points_total", {"exporter": "rw", "reason": "out_of_order"}
+    )
+    assert dropped == 1
+
+
+async def test_stale_marker_for_no_recorded_value(setup):
+    exporter, receiver = setup
+    metric = gauge_metric("g", 0)
+    metric.gauge.data_points[0].flags = 1  # DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
+    await exporter.push(batch(metric))
+    [(_, value, _)] = receiver.series()["g"]
+    assert math.isnan(value)
+    assert struct.pack("<d", value) == struct.pack("<Q", 0x7FF0000000000002)
+
+
+async def test_other_signals_are_refused_permanently(setup):
+    exporter, receiver = setup
+    with pytest.raises(PermanentError):
+        await exporter.push(Batch.from_request(Signal.LOGS, sample_request(Signal.LOGS)))
+    assert receiver.requests == []
