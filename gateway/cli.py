@@ -124,6 +124,24 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_slo_rules(args: argparse.Namespace) -> int:
+    from gateway import slo_rules
+
+    try:
+        config = resolve_config(args.config)
+        rules = slo_rules.generate(config, args.openslo)
+    except ConfigError as exc:
+        print(f"otelgate: cannot generate SLO rules:\n{exc}", file=sys.stderr)
+        return 1
+    text = slo_rules.render(rules)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{args.output}: {len(rules['groups'])} rule groups", file=sys.stderr)
+    return 0
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     print(f"otelgate {__version__}")
     return 0
@@ -145,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
     check.set_defaults(func=_cmd_check_config)
+    rules = commands.add_parser(
+        "slo-rules", help="Prometheus recording and alerting rules for the SLOs (Sloth names)"
+    )
+    rules.add_argument("--config", "-c", type=str, help="YAML configuration file")
+    rules.add_argument(
+        "--openslo", nargs="+", default=[], metavar="FILE", help="OpenSLO v1 files to add"
+    )
+    rules.add_argument("--output", "-o", type=str, help="write the rules here (default: stdout)")
+    rules.set_defaults(func=_cmd_slo_rules)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=_cmd_version)
     return parser
