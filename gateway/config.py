@@ -24,6 +24,7 @@ from pydantic import (
 from gateway.config_env import Loc, expand_env
 from gateway.config_models import (
     COMPONENT_SECTIONS,
+    EXPORTER_SIGNALS,
     SINGLE_SECTIONS,
     AdminConfig,
     Config,
@@ -32,7 +33,9 @@ from gateway.config_models import (
     FileRotationSettings,
     GrpcProtocolConfig,
     HttpProtocolConfig,
+    JaegerExporterConfig,
     LoggingConfig,
+    LokiExporterConfig,
     OtlpExporterConfig,
     OtlpProtocols,
     OtlpReceiverConfig,
@@ -49,7 +52,8 @@ from gateway.config_models import (
 __all__ = [
     "AdminConfig", "Config", "ConfigError", "ConfigIssue", "ExporterSettings",
     "FileExporterConfig", "FileRotationSettings", "GrpcProtocolConfig", "HttpProtocolConfig",
-    "LoggingConfig", "OtlpExporterConfig", "OtlpProtocols", "OtlpReceiverConfig",
+    "JaegerExporterConfig", "LoggingConfig", "LokiExporterConfig", "OtlpExporterConfig",
+    "OtlpProtocols", "OtlpReceiverConfig",
     "PipelineConfig", "QueueSettings", "ResourceAction", "ResourceProcessorConfig",
     "RetrySettings", "ServiceConfig", "TlsSettings", "apply_env_overrides", "component_type",
     "default_config", "load_config", "parse_config", "parse_duration",
@@ -167,7 +171,17 @@ def _check_pipelines(raw: Any, defined: dict[str, set[str]], issues: list[Config
                 elif section in defined and ref not in defined[section]:
                     message = f"{kind} '{ref}' is not defined under '{section}'"
                     issues.append(ConfigIssue(f"{base}.{section}[{i}]", message))
+                elif section == "exporters" and not _takes(ref, str(pid)):
+                    signals = " and ".join(sorted(EXPORTER_SIGNALS[component_type(ref)]))
+                    message = f"exporter '{ref}' takes only {signals}, not {str(pid).split('/')[0]}"
+                    issues.append(ConfigIssue(f"{base}.{section}[{i}]", message))
                 seen.add(ref)
+
+
+def _takes(exporter_id: str, pipeline_id: str) -> bool:
+    """Whether an exporter's type handles the signal of a pipeline."""
+    signals = EXPORTER_SIGNALS.get(component_type(exporter_id))
+    return signals is None or pipeline_id.partition("/")[0] in signals
 
 
 def _build(data: Any, source: str, environ: Mapping[str, str]) -> Config:
@@ -249,17 +263,40 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 
 def default_config(environ: Mapping[str, str] | None = None) -> Config:
-    """The embedded default: OTLP in on 4317/4318, JSON-lines files under the data dir."""
+    """The embedded default: OTLP in on 4317/4318; host metrics and span metrics (RED) on;
+    every signal kept as JSON lines under the data dir; metrics for Prometheus to scrape at
+    the admin port's ``/metrics/otlp``."""
     env = os.environ if environ is None else environ
     data_dir = (env.get("OTELGATE_DATA_DIR") or "./otelgate-data").replace("${", "$${")
-    signals = ("traces", "metrics", "logs")
-    data = {
-        "receivers": {"otlp": {"protocols": {"grpc": None, "http": None}}},
-        "exporters": {f"file/{s}": {"path": os.path.join(data_dir, f"{s}.jsonl")} for s in signals},
-        "service": {"pipelines": {s: {"receivers": ["otlp"], "exporters": [f"file/{s}"]}
-                                  for s in signals}},
+
+    def file(signal: str) -> dict[str, Any]:
+        return {"path": os.path.join(data_dir, f"{signal}.jsonl")}
+
+    data: dict[str, Any] = {
+        "receivers": {"otlp": {"protocols": {"grpc": None, "http": None}}, "hostmetrics": None},
+        "processors": {"spanmetrics": None},
+        "exporters": {
+            "file/traces": file("traces"),
+            "file/metrics": file("metrics"),
+            "file/logs": file("logs"),
+            "prometheus": None,
+        },
+        "service": {
+            "pipelines": {
+                "traces": {
+                    "receivers": ["otlp"],
+                    "processors": ["spanmetrics"],
+                    "exporters": ["file/traces"],
+                },
+                "metrics": {
+                    "receivers": ["otlp", "hostmetrics"],
+                    "exporters": ["file/metrics", "prometheus"],
+                },
+                "logs": {"receivers": ["otlp"], "exporters": ["file/logs"]},
+            }
+        },
         "admin": {"endpoint": "127.0.0.1:8888"},
-    }  # fmt: skip
+    }
     return apply_env_overrides(_build(data, "<default>", {}), env)
 
 
@@ -292,6 +329,7 @@ def apply_env_overrides(config: Config, environ: Mapping[str, str]) -> Config:
         issues.extend(ConfigIssue(f"env:{var}", message) for var in wanted.values())
     elif wanted:
         receiver = config.receivers[otlp[0]]
+        assert isinstance(receiver, OtlpReceiverConfig)  # the otlp type selects this model
         changed = {
             p: override(getattr(receiver.protocols, p), models[p], var, "endpoint")
             for p, var in wanted.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from typing import Literal
 
 from fastapi import APIRouter, FastAPI
@@ -13,9 +14,12 @@ from starlette.types import Receive, Scope, Send
 
 from exporters.queue import ExporterQueue
 from gateway.api.admin import Readiness, create_admin_app
+from gateway.api.health import HealthService, health_router
+from gateway.api.slo import SloCollector, create_slo_router
 from gateway.batch import Batch, Signal
 from gateway.components import build_processor, build_queue
 from gateway.config import Config, component_type
+from gateway.config_models import HostMetricsReceiverConfig, OtlpReceiverConfig
 from gateway.errors import RefusedError
 from gateway.http_server import EmbeddedServer
 from gateway.observers import Observer
@@ -24,6 +28,11 @@ from gateway.receivers.ingest import Ingest
 from gateway.receivers.otlp_grpc import OtlpGrpcReceiver
 from gateway.receivers.otlp_http import OtlpHttpReceiver
 from gateway.selfmetrics import GatewayMetrics
+from gateway.signals.health import ServiceHealthTracker
+from gateway.signals.hostmetrics import HostMetricsReceiver
+from gateway.signals.slo_tracker import SloTracker
+from gateway.signals.system import SystemSampler, data_paths
+from gateway.store import SqliteStore, open_store
 
 log = logging.getLogger("otelgate")
 
@@ -44,12 +53,15 @@ class Gateway:
         self.queues: dict[str, ExporterQueue] = {
             name: build_queue(name, cfg, self.metrics) for name, cfg in config.exporters.items()
         }
-        processors = {name: build_processor(name, cfg) for name, cfg in config.processors.items()}
+        self.processors = {
+            name: build_processor(name, cfg, emit=self.emit, metrics=self.metrics)
+            for name, cfg in config.processors.items()
+        }
         self.pipelines = [
             Pipeline(
                 name,
                 Signal(component_type(name)),
-                [processors[p] for p in cfg.processors],
+                [self.processors[p] for p in cfg.processors],
                 [self.queues[e] for e in cfg.exporters],
             )
             for name, cfg in config.service.pipelines.items()
@@ -59,6 +71,32 @@ class Gateway:
         self._build_receivers()
         # Components add their admin routes (health, SLO, ...) here before start().
         self.admin_routers: list[APIRouter] = []
+        for queue in self.queues.values():  # exporters that serve something (Prometheus pull)
+            admin_router = getattr(queue.exporter, "admin_router", None)
+            if callable(admin_router):
+                self.admin_routers.append(admin_router())
+        # SLOs: counted by an observer, kept in the store (opened by start()), served on admin.
+        self.store: SqliteStore | None = None
+        self.slo_tracker = SloTracker(
+            config.slos.definitions(), flush_interval=config.store.flush_interval
+        )
+        self.observers.append(self.slo_tracker)
+        self.admin_routers.append(create_slo_router(self.slo_tracker))
+        if self.slo_tracker.slos:
+            self.registry.register(SloCollector(self.slo_tracker))
+        # Host metrics, service and component health, /health (gateway.signals).
+        spools = [getattr(q, "spool", None) for q in self.queues.values()]
+        watched = [*data_paths(config), *config.health.system.paths]
+        self.sampler = SystemSampler(watched + [str(s.directory) for s in spools if s is not None])
+        self.hostmetrics = [
+            HostMetricsReceiver(name, self.sampler, cfg.collection_interval, self.emit)
+            for name, cfg in config.receivers.items()
+            if isinstance(cfg, HostMetricsReceiverConfig)
+        ]
+        self.health = ServiceHealthTracker(config.health)
+        self.observers.append(self.health)
+        self.health_api = HealthService(self, self.health, self.sampler, self.hostmetrics)
+        self.admin_routers.append(health_router(self.health_api))
         self.admin_server = EmbeddedServer("admin", self._admin_app, config.admin.endpoint)
 
     async def _admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,6 +107,8 @@ class Gateway:
 
     def _build_receivers(self) -> None:
         for name, receiver in self.config.receivers.items():
+            if not isinstance(receiver, OtlpReceiverConfig):
+                continue  # internal receivers (hostmetrics) feed pipelines through emit()
             routers = {}
             for signal in Signal:
                 pipelines = [
@@ -133,6 +173,13 @@ class Gateway:
         await self.admin_server.start()
         for queue in self.queues.values():
             await queue.start()
+        for processor in self.processors.values():  # periodic work, e.g. span metrics flush
+            start = getattr(processor, "start", None)
+            if start is not None:
+                await start()
+        for internal in self.hostmetrics:
+            await internal.start()
+        await self._start_slos()
         for grpc_receiver in self.grpc_receivers:
             await grpc_receiver.start()
         for server in self.http_servers:
@@ -146,6 +193,26 @@ class Gateway:
             ),
             self.config.admin.endpoint,
         )
+
+    async def _start_slos(self) -> None:
+        """Open the store (when there are SLOs to keep) and load the SLO state from it."""
+        if self.slo_tracker.slos and self.config.store.enabled:
+            try:
+                self.store = await asyncio.to_thread(open_store, self.config.store)
+            except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: newer schema
+                raise OSError(f"cannot open the store: {exc}") from exc
+            self.slo_tracker.store = self.store
+        await self.slo_tracker.start()
+
+    async def _stop_slos(self) -> None:
+        """Write the last SLO counts and close the store."""
+        try:
+            await self.slo_tracker.stop()
+        except Exception:
+            log.exception("could not write the last SLO counts")
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Stop receivers, drain exporter queues (``service.shutdown_timeout`` at most), then
@@ -163,6 +230,13 @@ class Gateway:
             *(r.stop(grace=2.0) for r in self.grpc_receivers),
             *(s.stop(timeout=2.0) for s in self.http_servers),
         )
+        for internal in self.hostmetrics:
+            await internal.stop()
+        for processor in self.processors.values():  # span metrics flush their last counts
+            stop = getattr(processor, "stop", None)
+            if stop is not None:
+                await stop()
+        await self._stop_slos()
         await asyncio.gather(*(q.shutdown(timeout) for q in self.queues.values()))
         await self.admin_server.stop(timeout=2.0)
         self.state = "stopped"

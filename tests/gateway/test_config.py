@@ -37,6 +37,7 @@ from gateway.config import (
     parse_config,
     parse_duration,
 )
+from gateway.config_models import COMPONENT_SECTIONS
 
 MINIMAL = """\
 receivers:
@@ -110,6 +111,18 @@ BASE: dict[str, Any] = {
 DELETE = object()
 
 
+def otlp_receiver(config: Config) -> OtlpReceiverConfig:
+    """The ``otlp`` receiver, typed (receivers may be of several types)."""
+    receiver = config.receivers["otlp"]
+    assert isinstance(receiver, OtlpReceiverConfig)
+    return receiver
+
+
+def known(section: str) -> str:
+    """The known component types of a section, as the error message lists them."""
+    return ", ".join(sorted(COMPONENT_SECTIONS[section][1]))
+
+
 def patched(*changes: tuple[str, Any]) -> str:
     """BASE as YAML with each ``(dotted.path, value)`` set (``DELETE`` removes the key)."""
     doc = copy.deepcopy(BASE)
@@ -138,7 +151,7 @@ def test_minimal_form_parses_to_typed_values() -> None:
     config = parse_config(MINIMAL, environ={})
 
     assert isinstance(config, Config)
-    receiver = config.receivers["otlp"]
+    receiver = otlp_receiver(config)
     assert isinstance(receiver, OtlpReceiverConfig)
     grpc, http = receiver.protocols.grpc, receiver.protocols.http
     assert isinstance(grpc, GrpcProtocolConfig) and isinstance(http, HttpProtocolConfig)
@@ -158,7 +171,7 @@ def test_minimal_form_parses_to_typed_values() -> None:
 
 def test_minimal_form_has_documented_defaults() -> None:
     config = parse_config(MINIMAL, environ={})
-    receiver = config.receivers["otlp"].protocols
+    receiver = otlp_receiver(config).protocols
     assert receiver.grpc is not None and receiver.grpc.max_recv_msg_size_mib == 64
     assert receiver.http is not None
     assert receiver.http.max_request_body_size == 64 * 1024 * 1024
@@ -189,7 +202,7 @@ def test_minimal_form_has_documented_defaults() -> None:
 def test_full_form_parses_every_key() -> None:
     config = parse_config(FULL, environ={})
 
-    protocols = config.receivers["otlp"].protocols
+    protocols = otlp_receiver(config).protocols
     assert protocols.grpc == GrpcProtocolConfig(endpoint="10.0.0.1:14317", max_recv_msg_size_mib=16)
     assert protocols.http is not None
     assert (protocols.http.host, protocols.http.port) == ("::1", 14318)
@@ -253,7 +266,7 @@ def test_protocol_given_as_null_or_empty_means_defaults(protocols: str) -> None:
         "receivers:\n  otlp:\n    protocols:\n      " + protocols + "exporters: {file: {path: x}}\n"
         "service: {pipelines: {metrics: {receivers: [otlp], exporters: [file]}}}\n"
     )
-    receiver = parse_config(text, environ={}).receivers["otlp"]
+    receiver = otlp_receiver(parse_config(text, environ={}))
     assert receiver.protocols.grpc == GrpcProtocolConfig()
     assert receiver.protocols.grpc.endpoint == "0.0.0.0:4317"
     assert receiver.protocols.http is None
@@ -352,7 +365,7 @@ ENV_CASES = [
 @pytest.mark.parametrize(("value", "environ", "expected"), ENV_CASES)
 def test_env_expansion(value: str, environ: dict[str, str], expected: str) -> None:
     text = patched(("receivers.otlp.protocols.grpc.endpoint", value))
-    grpc = parse_config(text, environ=environ).receivers["otlp"].protocols.grpc
+    grpc = otlp_receiver(parse_config(text, environ=environ)).protocols.grpc
     assert grpc is not None and grpc.endpoint == expected
 
 
@@ -362,7 +375,7 @@ def test_env_expansion_coerces_numbers_through_the_model() -> None:
         ("exporters.file.rotation", {"max_megabytes": "${env:MB:-12}"}),
     )
     config = parse_config(text, environ={"SIZE": "16"})
-    grpc = config.receivers["otlp"].protocols.grpc
+    grpc = otlp_receiver(config).protocols.grpc
     assert grpc is not None and grpc.max_recv_msg_size_mib == 16
     file = config.exporters["file"]
     assert isinstance(file, FileExporterConfig) and file.rotation.max_megabytes == 12
@@ -604,17 +617,17 @@ BAD_CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
     (
         "unknown exporter type",
         patched(("exporters.kafka/x", {"brokers": ["a:9092"]})),
-        [("exporters.kafka/x", "unknown exporter type 'kafka' (known: file, otlp)")],
+        [("exporters.kafka/x", f"unknown exporter type 'kafka' (known: {known('exporters')})")],
     ),
     (
         "unknown receiver type",
         patched(("receivers.jaeger", {})),
-        [("receivers.jaeger", "unknown receiver type 'jaeger' (known: otlp)")],
+        [("receivers.jaeger", f"unknown receiver type 'jaeger' (known: {known('receivers')})")],
     ),
     (
         "unknown processor type",
         patched(("processors.batch", None)),
-        [("processors.batch", "unknown processor type 'batch' (known: resource)")],
+        [("processors.batch", f"unknown processor type 'batch' (known: {known('processors')})")],
     ),
     (
         "invalid component id",
@@ -956,22 +969,23 @@ def test_load_config_file_problems(
 
 def test_default_config() -> None:
     config = default_config(environ={})
-    protocols = config.receivers["otlp"].protocols
-    assert list(config.receivers) == ["otlp"]
+    protocols = otlp_receiver(config).protocols
+    assert list(config.receivers) == ["otlp", "hostmetrics"]
     assert protocols.grpc is not None and protocols.grpc.endpoint == "0.0.0.0:4317"
     assert protocols.http is not None and protocols.http.endpoint == "0.0.0.0:4318"
     assert config.admin.endpoint == "127.0.0.1:8888"
-    assert {k: v.model_dump()["path"] for k, v in config.exporters.items()} == {
+    files = {k: v for k, v in config.exporters.items() if isinstance(v, FileExporterConfig)}
+    assert {k: v.path for k, v in files.items()} == {
         "file/traces": os.path.join("./otelgate-data", "traces.jsonl"),
         "file/metrics": os.path.join("./otelgate-data", "metrics.jsonl"),
         "file/logs": os.path.join("./otelgate-data", "logs.jsonl"),
     }
-    assert all(isinstance(e, FileExporterConfig) for e in config.exporters.values())
+    assert set(config.exporters) - set(files) == {"prometheus"}
     assert {
         pid: (p.receivers, p.processors, p.exporters) for pid, p in config.service.pipelines.items()
     } == {
-        "traces": (["otlp"], [], ["file/traces"]),
-        "metrics": (["otlp"], [], ["file/metrics"]),
+        "traces": (["otlp"], ["spanmetrics"], ["file/traces"]),
+        "metrics": (["otlp", "hostmetrics"], [], ["file/metrics", "prometheus"]),
         "logs": (["otlp"], [], ["file/logs"]),
     }
 
@@ -987,7 +1001,7 @@ def test_default_config_data_dir_and_overrides() -> None:
     config = default_config(environ)
     assert config.exporters["file/logs"].model_dump()["path"] == "/srv/${weird}/logs.jsonl"
     assert (config.admin.host, config.admin.port) == ("0.0.0.0", 9000)
-    protocols = config.receivers["otlp"].protocols
+    protocols = otlp_receiver(config).protocols
     assert protocols.grpc is not None and protocols.grpc.port == 5317
     assert protocols.http is not None and protocols.http.port == 5318
     assert config.logging.level == "debug"
@@ -996,7 +1010,7 @@ def test_default_config_data_dir_and_overrides() -> None:
 def test_overrides_apply_to_loaded_files_and_can_enable_a_protocol() -> None:
     environ = {"OTELGATE_HTTP_ENDPOINT": "127.0.0.1:9318", "OTELGATE_LOG_LEVEL": ""}
     config = parse_config(patched(("logging", {"level": "error"})), environ=environ)
-    protocols = config.receivers["otlp"].protocols
+    protocols = otlp_receiver(config).protocols
     assert protocols.grpc == GrpcProtocolConfig(endpoint="0.0.0.0:4317")
     assert protocols.http == HttpProtocolConfig(endpoint="127.0.0.1:9318")
     assert config.logging.level == "error"  # an empty variable counts as unset
@@ -1005,9 +1019,9 @@ def test_overrides_apply_to_loaded_files_and_can_enable_a_protocol() -> None:
 def test_apply_env_overrides_returns_a_copy() -> None:
     config = parse_config(patched(), environ={})
     changed = apply_env_overrides(config, {"OTELGATE_GRPC_ENDPOINT": "127.0.0.1:1"})
-    grpc = changed.receivers["otlp"].protocols.grpc
+    grpc = otlp_receiver(changed).protocols.grpc
     assert grpc is not None and grpc.endpoint == "127.0.0.1:1"
-    original = config.receivers["otlp"].protocols.grpc
+    original = otlp_receiver(config).protocols.grpc
     assert original is not None and original.endpoint == "0.0.0.0:4317"
     assert apply_env_overrides(config, {}) == config
 
