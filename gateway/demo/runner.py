@@ -18,7 +18,6 @@ from pathlib import Path
 
 import httpx
 
-from gateway.batch import Batch, resources_of
 from gateway.config import Config, OtlpReceiverConfig
 from gateway.service import Gateway
 
@@ -157,19 +156,6 @@ async def drive_traffic(url: str, rate: float, stop: asyncio.Event, traffic: Tra
             await asyncio.wait(pending, timeout=10)
 
 
-class ServicesSeen:
-    """Observer noting which services the gateway has received telemetry from."""
-
-    def __init__(self) -> None:
-        self.names: set[str] = set()
-
-    def observe(self, batch: Batch) -> None:
-        for resource in resources_of(batch):
-            for attribute in resource.attributes:
-                if attribute.key == "service.name":
-                    self.names.add(attribute.value.string_value)
-
-
 def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
     admin = f"http://{config.admin.endpoint}"
     lines = [
@@ -200,8 +186,6 @@ def data_dir(config: Config) -> str:
 async def run_demo(config: Config, duration: float | None, rate: float) -> int:
     """The whole demo; returns the process exit code."""
     gateway = Gateway(config)
-    seen = ServicesSeen()
-    gateway.observers.append(seen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -227,7 +211,7 @@ async def run_demo(config: Config, duration: float | None, rate: float) -> int:
             elapsed = time.monotonic() - started
             print(
                 f"[{elapsed:5.0f}s] requests sent {traffic.sent}, failed {traffic.failed}; "
-                f"gateway has seen: {', '.join(sorted(seen.names)) or 'nothing yet'}",
+                f"gateway has seen: {', '.join(gateway.health.names()) or 'nothing yet'}",
                 flush=True,
             )
             if duration is not None and elapsed >= duration:
@@ -241,5 +225,5 @@ async def run_demo(config: Config, duration: float | None, rate: float) -> int:
         await asyncio.to_thread(stop_services, services)
         await gateway.stop()
     print(f"done: {traffic.sent} requests, {traffic.failed} failed; services seen: "
-          f"{', '.join(sorted(seen.names))}", flush=True)  # fmt: skip
+          f"{', '.join(gateway.health.names())}", flush=True)  # fmt: skip
     return 0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import time
+
+import httpx
 
 from tests.support.gateway_process import otelgate_command
 from tests.support.ports import free_port
@@ -17,17 +21,32 @@ def test_demo_runs_services_through_the_gateway(tmp_path):
         "OTELGATE_ADMIN_ENDPOINT": f"127.0.0.1:{free_port()}",
         "OTELGATE_DATA_DIR": str(tmp_path / "data"),
     }
-    result = subprocess.run(
-        [*otelgate_command(), "demo", "--duration", "8", "--rate", "8"],
+    admin = f"http://{env_ports['OTELGATE_ADMIN_ENDPOINT']}"
+    demo = subprocess.Popen(
+        [*otelgate_command(), "demo", "--duration", "12", "--rate", "8"],
         env={**os.environ, **env_ports},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=150,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Where to look" in result.stdout
-    assert "services seen: checkout, frontend, payments" in result.stdout, result.stdout
+    reported: set[str] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and demo.poll() is None and len(reported) < 3:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                answer = httpx.get(f"{admin}/health/services", timeout=2).json()
+                reported = {s["name"] for s in answer["services"]}
+            time.sleep(0.5)
+        stdout, stderr = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
+    assert demo.returncode == 0, stdout + stderr
+    assert reported >= {"frontend", "checkout", "payments"}, reported
+    assert "Where to look" in stdout
+    assert "services seen: checkout, frontend, payments" in stdout, stdout
 
     services: set[str] = set()
     server_spans = 0

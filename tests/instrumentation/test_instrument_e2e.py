@@ -1,5 +1,6 @@
-"""End to end: ``opentelemetry-instrument uvicorn examples.orders_app:app`` exporting to a
-real OTLP sink over gRPC, with JSON logs on the app's stdout."""
+"""End to end: ``opentelemetry-instrument uvicorn examples.orders_app:app`` exporting over
+OTLP/gRPC to the real gateway process, which forwards to a downstream OTLP sink; JSON logs on
+the app's stdout."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import forward_config
+from tests.support.commands import script
+from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port
 
@@ -38,6 +43,7 @@ SECRETS = (
 class App:
     base_url: str
     sink: OtlpSink
+    gateway: GatewayProcess
     process: subprocess.Popen[str]
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
@@ -63,28 +69,41 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def app() -> Iterator[App]:
-    if not list(entry_points(group="opentelemetry_distro", name="otelgate")):
-        pytest.skip("otelgate is not installed (pip install -e . --no-deps)")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    assert list(entry_points(group="opentelemetry_distro", name="otelgate")), (
+        "otelgate's distro is not registered: install the package (pip install -e .)"
+    )
     sink = OtlpSink().start()
+    gateway = GatewayProcess(forward_config(sink, "grpc"), tmp_path_factory.mktemp("gateway"))
+    try:
+        gateway.start()
+    except Exception:
+        sink.stop()
+        raise
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOG_"))}
     env.pop("PYTHONPATH", None)
     env.update(
         OTEL_SERVICE_NAME="orders",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{sink.grpc_endpoint}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{gateway.grpc_endpoint}",
         OTEL_BSP_SCHEDULE_DELAY="200",
         OTEL_BLRP_SCHEDULE_DELAY="200",
         OTEL_METRIC_EXPORT_INTERVAL="1000",
         OTELGATE_LOG_BODIES="true",
         PYTHONUNBUFFERED="1",
     )
-    cmd = ["opentelemetry-instrument", "uvicorn", "examples.orders_app:app"]
+    cmd = [
+        script("opentelemetry-instrument"),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "examples.orders_app:app",
+    ]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    running = App(f"http://127.0.0.1:{port}", sink, process)
+    running = App(f"http://127.0.0.1:{port}", sink, gateway, process)
     for stream, lines in ((process.stdout, running.stdout), (process.stderr, running.stderr)):
         threading.Thread(target=_pump, args=(stream, lines), daemon=True).start()
     try:
@@ -103,7 +122,11 @@ def app() -> Iterator[App]:
         yield running
     finally:
         _stop(process)
-        sink.stop()
+        try:
+            gateway.stop()
+        finally:
+            gateway.kill()
+            sink.stop()
 
 
 def _attrs(attributes: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.commands import script
 from tests.support.otlp_sink import OtlpSink
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -128,7 +129,14 @@ def test_reuses_providers_under_opentelemetry_instrument(sink: OtlpSink) -> None
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LOG_"))}
     clean.pop("PYTHONPATH", None)
     result = subprocess.run(
-        ["opentelemetry-instrument", sys.executable, "-c", SCRIPT, "http://127.0.0.1:9", "grpc"],
+        [
+            script("opentelemetry-instrument"),
+            sys.executable,
+            "-c",
+            SCRIPT,
+            "http://127.0.0.1:9",
+            "grpc",
+        ],
         env={
             **clean,
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{sink.grpc_endpoint}",

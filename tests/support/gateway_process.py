@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,13 @@ from typing import Any
 import httpx
 import yaml
 
+from tests.support.commands import script
 from tests.support.ports import free_port
 
 
 def otelgate_command() -> list[str]:
-    """The installed console script next to this interpreter, else ``python -m gateway.cli``."""
-    script = Path(sys.executable).with_name("otelgate")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("otelgate")
-    return [found] if found else [sys.executable, "-m", "gateway.cli"]
+    """The installed ``otelgate`` console script of this environment."""
+    return [script("otelgate")]
 
 
 class GatewayProcess:
