@@ -21,21 +21,20 @@ Loki's distributor validates, answering 204 or a Loki-style ``text/plain`` error
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
+from tests.support.http_server import TrackingHTTPServer
 from tests.support.loki_wire import (
     OUT_OF_ORDER_WINDOW_NS,
     LokiEntry,
@@ -222,37 +221,10 @@ class LokiServer:
             self._state.otlp.append(OtlpLogsPush(request, headers, time.monotonic()))
 
 
-class _Server(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-    block_on_close = False
-
+class _Server(TrackingHTTPServer):
     def __init__(self, address: tuple[str, int], loki: LokiServer) -> None:
         self.loki = loki
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conn_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conn_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Cut keep-alive connections, so a stopped server really stops answering."""
-        with self._conn_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Connections cut by stop() are expected; stay quiet."""
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -8,16 +8,14 @@ backend under pressure would, so tests can check classification and retry timing
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 import grpc
@@ -38,6 +36,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.batch import ExportRequest, Signal, count_items
 from gateway.otlp_json import decode_json, encode_json
+from tests.support.http_server import TrackingHTTPServer
 
 Transport = Literal["grpc", "http"]
 
@@ -302,36 +301,10 @@ class OtlpSink:
         return export
 
 
-class _HttpServer(ThreadingHTTPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-
+class _HttpServer(TrackingHTTPServer):
     def __init__(self, address: tuple[str, int], sink: OtlpSink) -> None:
         self.sink = sink
-        self._connections: set[socket.socket] = set()
-        self._conn_lock = threading.Lock()
         super().__init__(address, _HttpHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._conn_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._conn_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Cut keep-alive connections, so a stopped sink really stops answering."""
-        with self._conn_lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Connections cut by stop() are expected; stay quiet."""
 
 
 class _HttpHandler(BaseHTTPRequestHandler):
