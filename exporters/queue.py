@@ -34,6 +34,7 @@ from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record
 from gateway.batch import Batch
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
 from gateway.selfmetrics import GatewayMetrics
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.exporter")
 
@@ -341,9 +342,7 @@ class ExporterQueue:
             await self._shutdown_spooled(timeout)
             return
         leftovers = list(self._pending) + list(self._in_flight)  # before cancelling empties it
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await cancel_and_wait(self._workers)
         for batch in leftovers:
             self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(batch.items)
         if leftovers:
@@ -360,9 +359,7 @@ class ExporterQueue:
     async def _shutdown_spooled(self, timeout: float) -> None:
         """Stop the workers and keep what is undelivered on disk (not counted as dropped)."""
         assert self.spool is not None
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await cancel_and_wait(self._workers)
         await self.spool.close()
         self._spool_changed()
         if left := self.spool.unacked_items:

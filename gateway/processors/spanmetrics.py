@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import time
 import weakref
@@ -47,6 +46,7 @@ from gateway.signals import (
     scope,
     service_name,
 )
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.spanmetrics")
 
@@ -230,9 +230,7 @@ class SpanMetricsProcessor:
     async def stop(self) -> None:
         """Stop the periodic flush, then flush once more so the last counts go out."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
             try:
                 await self.flush()

@@ -9,7 +9,6 @@ next one carries the totals.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Literal
 from gateway.batch import Batch, Signal
 from gateway.signals import Emit
 from gateway.signals.system import SystemSampler, to_request
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.hostmetrics")
 
@@ -50,11 +50,8 @@ class HostMetricsReceiver:
 
     async def stop(self) -> None:
         """Stop the loop; a sample being taken is abandoned."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def collect(self) -> bool:
         """Sample once and emit; False when sampling failed or the pipelines refused."""

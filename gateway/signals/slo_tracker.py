@@ -15,7 +15,6 @@ loop) and loaded again on start, so a restart continues the numbers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +36,7 @@ from gateway.batch import Batch, Signal
 from gateway.config_models import SloConfig
 from gateway.signals.slo import REPORT_WINDOWS, Evaluation, evaluate, workbook_rules
 from gateway.store.sqlite import SqliteStore
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.slo")
 
@@ -318,9 +318,6 @@ class SloTracker:
 
     async def stop(self) -> None:
         """Stop flushing periodically and write what is left."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
