@@ -8,7 +8,7 @@ Exporters stay small: queueing, retry, backoff and timeouts live in :mod:`export
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from gateway.batch import Batch
 
@@ -29,6 +29,11 @@ class Exporter(Protocol):
 
 class ExporterBase:
     """Convenience base with no-op lifecycle methods."""
+
+    #: True for exporters that send ``batch.serialized()`` and never read ``batch.request``:
+    #: their queue may hand them several queued batches merged into one by concatenating
+    #: bytes (:meth:`gateway.batch.Batch.concatenate`), one export call instead of many.
+    sends_encoded_batches: ClassVar[bool] = False
 
     async def start(self) -> None:
         return None

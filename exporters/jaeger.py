@@ -16,6 +16,8 @@ from gateway.errors import PermanentError
 class JaegerExporter(ExporterBase):
     """Forwards trace batches to Jaeger through an OTLP exporter."""
 
+    sends_encoded_batches = True  # pushes through OtlpExporter, which sends the bytes
+
     def __init__(self, otlp: OtlpExporter) -> None:
         self.otlp = otlp
 

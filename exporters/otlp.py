@@ -76,6 +76,8 @@ class TlsOptions:
 class OtlpExporter(ExporterBase):
     """Forwards batches to an OTLP endpoint (a Collector, Jaeger, another gateway...)."""
 
+    sends_encoded_batches = True
+
     def __init__(
         self,
         endpoint: str,

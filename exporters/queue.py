@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from exporters.base import Exporter
+from exporters.merging import MergeGroup, MergeLimits
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from gateway.batch import Batch
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
@@ -83,6 +84,7 @@ class ExporterQueue:
         on_full: OnFull = "refuse",
         retry: RetryPolicy | None = None,
         spool: Spool | None = None,
+        merge: MergeLimits | None = None,
     ) -> None:
         self.name = name
         self.exporter = exporter
@@ -99,11 +101,17 @@ class ExporterQueue:
         self._items = 0  # queued + being delivered
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[Batch] = set()
+        self._gather_lock = asyncio.Lock()
+        self._gathering: MergeGroup | None = None  # batches taken, not yet in flight
         self._closed = True
         self._stopped = False
         self._rng = random.Random()
         self._size_gauge = metrics.exporter_queue_size.labels(name)
         self.spool = spool
+        # Merging needs an exporter that only sends bytes; spooled batches are acknowledged
+        # one by one, so they are never merged.
+        sends_bytes = getattr(exporter, "sends_encoded_batches", False)
+        self._merge = merge if sends_bytes and spool is None else None
         if spool is None:
             metrics.exporter_queue_capacity.labels(name).set(capacity)
         else:
@@ -238,16 +246,39 @@ class ExporterQueue:
 
     async def _work(self) -> None:
         while True:
-            while not self._pending:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = self._pending.popleft()
+            batch = await self._next_batch()
             self._in_flight.add(batch)
             try:
                 await self._deliver(batch)
             finally:
                 self._in_flight.discard(batch)
                 self._release(batch)
+
+    async def _next_batch(self) -> Batch:
+        """The oldest pending batch; with merging, the batches of its signal that are waiting
+        or arrive within ``timeout`` join it, up to the limits (see :mod:`exporters.merging`).
+        One worker gathers at a time, so a group is not split between idle workers."""
+        async with self._gather_lock:
+            while not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            first = self._pending.popleft()
+            limits = self._merge
+            if limits is None:
+                return first
+            self._gathering = group = MergeGroup(first, limits)
+            deadline = time.monotonic() + limits.timeout
+            group.absorb(self._pending)
+            while not group.full and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                group.absorb(self._pending)
+            self._gathering = None
+            return group.batch()
 
     async def _work_spooled(self) -> None:
         assert self.spool is not None
@@ -333,6 +364,7 @@ class ExporterQueue:
         logged, never lost silently.
         """
         self._closed = True
+        self._wakeup.set()  # a worker gathering a merged request sends it now
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), timeout)
         if self._stopped:  # a concurrent, shorter shutdown already finished the job
@@ -341,7 +373,8 @@ class ExporterQueue:
         if self.spool is not None:
             await self._shutdown_spooled(timeout)
             return
-        leftovers = list(self._pending) + list(self._in_flight)  # before cancelling empties it
+        gathering = self._gathering.batches if self._gathering else []
+        leftovers = [*self._pending, *gathering, *self._in_flight]  # before cancelling
         await cancel_and_wait(self._workers)
         for batch in leftovers:
             self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(batch.items)

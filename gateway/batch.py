@@ -9,8 +9,7 @@ received bytes are kept so that forwarding exporters can send them without re-en
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -78,22 +77,63 @@ def resources_of(batch: Batch) -> Iterable[Resource]:
     return (rl.resource for rl in request.resource_logs)  # type: ignore[union-attr]
 
 
-@dataclass(slots=True, eq=False)  # identity semantics: queues track batches in sets
 class Batch:
     """One OTLP export request on its way through the gateway.
 
     Treat ``request`` as immutable once the batch leaves the processors: every exporter of a
     pipeline shares the same object. A processor that changes it calls :meth:`mark_modified`.
+    Identity semantics (no ``__eq__``): queues track batches in sets.
     """
 
-    signal: Signal
-    request: ExportRequest
-    items: int
-    encoded: bytes | None = field(default=None, repr=False)
+    __slots__ = ("_request", "encoded", "items", "signal")
+
+    def __init__(
+        self,
+        signal: Signal,
+        request: ExportRequest | None,
+        items: int,
+        encoded: bytes | None = None,
+    ) -> None:
+        if request is None and encoded is None:
+            raise ValueError("a batch needs its request or its encoded bytes")
+        self.signal = signal
+        self._request = request
+        self.items = items
+        self.encoded = encoded
+
+    def __repr__(self) -> str:
+        return f"Batch({self.signal.value}, items={self.items})"
 
     @classmethod
     def from_request(cls, signal: Signal, request: ExportRequest) -> Batch:
         return cls(signal, request, count_items(signal, request))
+
+    @classmethod
+    def concatenate(cls, batches: Sequence[Batch]) -> Batch:
+        """One batch with the items of ``batches`` (all of one signal), built from their bytes.
+
+        In protobuf, the concatenated encodings of two messages of one type are the encoding of
+        their merge, and a merge appends repeated fields: the joined ``Export*ServiceRequest``
+        bytes are exactly the request holding every ``resource_*`` entry of each. So merging
+        costs one ``bytes.join``; the request is decoded only if somebody reads it.
+        """
+        if len(batches) == 1:
+            return batches[0]
+        signal = batches[0].signal
+        if any(b.signal is not signal for b in batches):
+            raise ValueError("cannot concatenate batches of different signals")
+        encoded = b"".join(b.serialized() for b in batches)
+        return cls(signal, None, sum(b.items for b in batches), encoded)
+
+    @property
+    def request(self) -> ExportRequest:
+        """The decoded request (decoded from ``encoded`` on first use when built from bytes)."""
+        if self._request is None:
+            assert self.encoded is not None  # guaranteed by __init__
+            request = self.signal.request_type()
+            request.ParseFromString(self.encoded)
+            self._request = request
+        return self._request
 
     def serialized(self) -> bytes:
         """The protobuf encoding of ``request``; the received bytes when still unmodified."""

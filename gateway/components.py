@@ -6,6 +6,7 @@ from exporters.base import Exporter
 from exporters.file import FileExporter
 from exporters.jaeger import JaegerExporter
 from exporters.loki import LokiExporter, StreamMapping
+from exporters.merging import MergeLimits
 from exporters.otlp import OtlpExporter, TlsOptions
 from exporters.prometheus import PrometheusExporter
 from exporters.queue import ExporterQueue, RetryPolicy
@@ -144,6 +145,9 @@ def build_queue(name: str, config: ExporterSettings, metrics: GatewayMetrics) ->
             max_elapsed_time=retry.max_elapsed_time,
         ),
         spool=build_spool(name, queue),
+        merge=MergeLimits(queue.merge_max_items, queue.merge_max_bytes, queue.merge_timeout)
+        if queue.merge_batches
+        else None,
     )
 
 

@@ -31,6 +31,13 @@ class QueueSettings(StrictModel):
     storage: Literal["memory", "disk"] = "memory"
     directory: str | None = Field(default=None, min_length=1)
     max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    # Exporters that forward OTLP bytes (otlp, jaeger) send the batches of a memory queue as
+    # one request: what waits, or arrives within merge_timeout, up to the limits (4 MB: under
+    # gRPC's default 4 MiB message cap). See exporters/merging.py.
+    merge_batches: bool = True
+    merge_max_items: int = Field(default=8192, gt=0)
+    merge_max_bytes: int = Field(default=4_000_000, gt=0)
+    merge_timeout: Duration = Field(default=0.2, ge=0)
 
     @model_validator(mode="after")
     def _disk_needs_queue(self) -> QueueSettings:

@@ -81,3 +81,7 @@ def metrics_request(points: int = 2, service: str = "checkout") -> ExportMetrics
 
 def traces_batch(n: int = 3) -> Batch:
     return Batch.from_request(Signal.TRACES, traces_request(n))
+
+
+def logs_batch(n: int = 2) -> Batch:
+    return Batch.from_request(Signal.LOGS, logs_request(n))
