@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -28,6 +29,13 @@ def test_version():
     result = otelgate("version")
     assert result.returncode == 0
     assert result.stdout.startswith("otelgate ")
+
+
+def test_an_unknown_event_loop_is_an_error_before_anything_starts(tmp_path):
+    env = {**os.environ, "OTELGATE_EVENT_LOOP": "twisted"}
+    result = otelgate("run", env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "OTELGATE_EVENT_LOOP must be uvloop or asyncio, not 'twisted'" in result.stderr
 
 
 BAD_FILES = {

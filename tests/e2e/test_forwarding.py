@@ -102,9 +102,12 @@ def send_with_sdk(transport: str, gateway, service: str) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("downstream", ["http/protobuf", "grpc"])
-def test_sdk_signals_arrive_downstream_unchanged(sink, start_gateway, downstream):
-    gateway = start_gateway(forward_config(sink, downstream))
+@pytest.mark.parametrize(
+    ("downstream", "loop"),
+    [("http/protobuf", "uvloop"), ("grpc", "uvloop"), ("grpc", "asyncio")],
+)
+def test_sdk_signals_arrive_downstream_unchanged(sink, start_gateway, downstream, loop):
+    gateway = start_gateway(forward_config(sink, downstream), env={"OTELGATE_EVENT_LOOP": loop})
     sent = {t: send_with_sdk(t, gateway, f"svc-{t}") for t in ("grpc", "http")}
 
     assert sink.wait_for(lambda s: len(s.spans()) >= 4 and len(s.log_records()) >= 2, 15)
