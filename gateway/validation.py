@@ -86,10 +86,23 @@ def _log_problem(record: LogRecord) -> str | None:
 
 
 def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -> None:
+    zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
-            bad = [i for i, span in enumerate(spans) if _span_problem(span) is not None]
+            # The checks of _span_problem inlined: this runs for every span received, and a
+            # function call plus repeated field reads per span cost more than the decode.
+            # The walrus names keep each id to one read; only bad spans get a reason.
+            bad = [
+                i
+                for i, span in enumerate(spans)
+                if len(trace_id := span.trace_id) != 16
+                or trace_id == zero_trace
+                or len(span_id := span.span_id) != 8
+                or span_id == zero_span
+                or len(span.parent_span_id) not in (0, 8)
+                or (span.links and _span_problem(span) is not None)
+            ]
             for i in reversed(bad):
                 rejection.add(_span_problem(spans[i]) or "")
                 del spans[i]
@@ -99,7 +112,12 @@ def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> N
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
-            bad = [i for i, record in enumerate(records) if _log_problem(record) is not None]
+            # _log_problem inlined, as for spans (an empty id is allowed).
+            bad = [
+                i
+                for i, record in enumerate(records)
+                if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8)
+            ]
             for i in reversed(bad):
                 rejection.add(_log_problem(records[i]) or "")
                 del records[i]

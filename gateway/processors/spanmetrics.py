@@ -133,7 +133,12 @@ class SpanMetricsProcessor:
 
     def record(self, request: ExportTraceServiceRequest) -> None:
         """Count every span of ``request``."""
+        # This loop runs for every span received, so it is written for CPython: the series
+        # update is inlined (no call per span), and what it reads repeatedly is held in
+        # locals. Explicit buckets are upper-inclusive: bucket i counts (bounds[i-1], bounds[i]].
         now = self._clock_ns()
+        all_series, bounds, slots = self._series, self.bounds, len(self.bounds) + 1
+        kinds, statuses, bucket_of = _KINDS, _STATUSES, bisect.bisect_left
         for rs in request.resource_spans:
             service = self._service(service_name(rs.resource))
             operations = self._operations[service]
@@ -141,14 +146,34 @@ class SpanMetricsProcessor:
                 for span in ss.spans:
                     operation = span.name
                     if operation not in operations:
-                        if len(operations) >= self.max_operations and operation != OTHER:
-                            operation = OTHER
-                            self._op_overflow.inc()
-                        else:
-                            operations.add(operation)
-                    kind = _KINDS.get(span.kind, "SPAN_KIND_UNSPECIFIED")
-                    status = _STATUSES.get(span.status.code, "STATUS_CODE_UNSET")
-                    self._count((service, operation, kind, status), span, now)
+                        operation = self._operation(operations, operation)
+                    key = (
+                        service,
+                        operation,
+                        kinds.get(span.kind, "SPAN_KIND_UNSPECIFIED"),
+                        statuses.get(span.status.code, "STATUS_CODE_UNSET"),
+                    )
+                    series = all_series.get(key)
+                    if series is None:
+                        series = all_series[key] = _Series(now, [0] * slots)
+                    seconds = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
+                    if seconds < 0:
+                        seconds = 0.0
+                    series.calls += 1
+                    series.total += seconds
+                    if seconds < series.low:
+                        series.low = seconds
+                    if seconds > series.high:
+                        series.high = seconds
+                    series.bucket_counts[bucket_of(bounds, seconds)] += 1
+
+    def _operation(self, operations: set[str], operation: str) -> str:
+        """A span name not seen before for the service: tracked, or ``other`` over the limit."""
+        if len(operations) >= self.max_operations and operation != OTHER:
+            self._op_overflow.inc()
+            return OTHER
+        operations.add(operation)
+        return operation
 
     def _service(self, name: str) -> str:
         if name not in self._operations:
@@ -157,20 +182,6 @@ class SpanMetricsProcessor:
                 name = OTHER
             self._operations.setdefault(name, set())
         return name
-
-    def _count(self, key: SeriesKey, span: Span, now: int) -> None:
-        series = self._series.get(key)
-        if series is None:
-            series = _Series(now, [0] * (len(self.bounds) + 1))
-            self._series[key] = series
-        elapsed = span.end_time_unix_nano - span.start_time_unix_nano
-        seconds = max(0, elapsed) / 1e9
-        series.calls += 1
-        series.total += seconds
-        series.low = min(series.low, seconds)
-        series.high = max(series.high, seconds)
-        # Explicit buckets are upper-inclusive: bucket i counts (bounds[i-1], bounds[i]].
-        series.bucket_counts[bisect.bisect_left(self.bounds, seconds)] += 1
 
     def collect(self) -> ExportMetricsServiceRequest | None:
         """The cumulative totals so far as one OTLP request (None when nothing was seen)."""

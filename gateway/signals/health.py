@@ -144,18 +144,19 @@ class ServiceHealthTracker:
         return True
 
     def _count(self, service: _Service, spans: Iterable[Span], now: float) -> None:
-        bucket: _Bucket | None = None
-        for span in spans:
-            if span.kind != _SERVER:
-                continue
-            if bucket is None:
-                bucket = self._bucket(service, now)
-            bucket.requests += 1
+        # Runs for every span received: filter in one comprehension, then touch only SERVER
+        # spans, with the bucket and the sketch's function held in locals.
+        servers = [span for span in spans if span.kind == _SERVER]
+        if not servers:
+            return
+        bucket = self._bucket(service, now)
+        bucket.requests += len(servers)
+        latencies, index_of = bucket.latencies, sketch.bucket_index
+        for span in servers:
             if span.status.code == _ERROR:
                 bucket.errors += 1
-            seconds = max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e9
-            index = sketch.bucket_index(seconds)
-            bucket.latencies[index] = bucket.latencies.get(index, 0) + 1
+            index = index_of(max(0, span.end_time_unix_nano - span.start_time_unix_nano) / 1e9)
+            latencies[index] = latencies.get(index, 0) + 1
 
     def _bucket(self, service: _Service, now: float) -> _Bucket:
         index = int(now // self.width)
