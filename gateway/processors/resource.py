@@ -14,6 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from gateway.batch import Batch, resources_of
+from gateway.wire import WireError, replace_resources
 
 Action = Literal["insert", "update", "upsert", "delete"]
 AttributeValue = str | int | float | bool
@@ -64,7 +65,16 @@ class ResourceProcessor:
         self.actions = tuple(actions)
 
     def process(self, batch: Batch) -> Batch:
-        for resource in resources_of(batch):
+        resources = list(resources_of(batch))
+        for resource in resources:
             _apply(resource, self.actions)
-        batch.encoded = None  # the cached wire bytes no longer match; item count is unchanged
+        if batch.encoded is not None:
+            # Splice the re-encoded resources into the received bytes instead of encoding
+            # every item again (see gateway/wire.py); the item count is unchanged.
+            try:
+                batch.encoded = replace_resources(
+                    batch.encoded, [r.SerializeToString() for r in resources]
+                )
+            except WireError:  # framing this module does not read (e.g. groups): re-encode
+                batch.encoded = None
         return batch
