@@ -237,6 +237,8 @@ class ExporterQueue:
             raise NotReadyError(f"exporter {self.name} is shutting down", retry_after=5.0)
         if not self._has_room(batch) and not self._refuse_or_drop(batch, reserved):
             return False
+        if self._merge is not None:  # the exporter sends bytes: queue no decoded request
+            batch = batch.bytes_only()
         self._pending.append(batch)
         self._items += batch.items
         self._size_gauge.set(self._items)

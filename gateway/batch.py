@@ -125,6 +125,14 @@ class Batch:
         encoded = b"".join(b.serialized() for b in batches)
         return cls(signal, None, sum(b.items for b in batches), encoded)
 
+    def bytes_only(self) -> Batch:
+        """This batch as its encoded bytes alone, for a queue whose exporter sends only bytes:
+        the decoded request (several times the size of its encoding) is then freed once the
+        pipeline is done with it, instead of waiting in the queue."""
+        if self._request is None:
+            return self
+        return Batch(self.signal, None, self.items, self.serialized())
+
     @property
     def request(self) -> ExportRequest:
         """The decoded request (decoded from ``encoded`` on first use when built from bytes)."""
