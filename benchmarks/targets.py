@@ -1,0 +1,280 @@
+"""The processes under test: otelgate and rotel, each pinned to its own core, forwarding to
+the counting sink, in a ``forward`` or a ``full`` configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import yaml
+
+TARGET_CORE = "1"
+DRIVER_CORE = "0"
+ENRICHMENT = {"deployment.environment.name": "bench", "otelgate.gateway": "bench-1"}
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rotel_binary() -> str:
+    """The ``rotel-agent`` binary the ``rotel`` PyPI package ships."""
+    try:
+        import rotel
+    except ImportError as exc:
+        raise SystemExit("rotel is not installed: pip install rotel") from exc
+    path = Path(rotel.__file__).with_name("rotel-agent")
+    if not path.exists():
+        raise SystemExit(f"rotel package has no binary at {path}")
+    return str(path)
+
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("gateway", "exporters", "instrumentation")
+
+
+def snapshot_source(dest: Path, attempts: int = 6) -> Path:
+    """A copy of otelgate's packages from the working tree, taken once, so every run of a
+    benchmark measures the same code while the tree is being edited. Retries while the tree
+    does not import (someone is in the middle of a change)."""
+    for attempt in range(attempts):
+        if dest.exists():
+            shutil.rmtree(dest)
+        for package in PACKAGES:
+            shutil.copytree(REPO / package, dest / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        check = subprocess.run(
+            [sys.executable, "-c", "import gateway.service, gateway.cli"],
+            env={**os.environ, "PYTHONPATH": str(dest)}, capture_output=True, text=True,
+        )  # fmt: skip
+        if check.returncode == 0:
+            return dest
+        if attempt < attempts - 1:
+            print(f"working tree does not import yet, retrying in 15 s:\n{check.stderr[-500:]}")
+            time.sleep(15)
+    raise RuntimeError(f"the working tree does not import: {check.stderr[-2000:]}")
+
+
+def otelgate_command(source: Path | None) -> tuple[list[str], dict[str, str]]:
+    """How to run otelgate: from a snapshot, else the ``otelgate`` console script."""
+    if source is not None:
+        return [sys.executable, "-m", "gateway.cli"], {"PYTHONPATH": str(source)}
+    script = Path(sys.executable).with_name("otelgate")
+    if script.exists():
+        return [str(script)], {}
+    found = shutil.which("otelgate")
+    return ([found] if found else [sys.executable, "-m", "gateway.cli"]), {}
+
+
+@dataclass
+class Target:
+    """One running collector: where it listens and how much CPU and memory it has used."""
+
+    product: str  # "otelgate" | "rotel"
+    config: str  # "forward" | "full"
+    workdir: Path
+    sink_ports: list[int]
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    admin_port: int = field(default_factory=free_port)
+    components: list[str] = field(default_factory=list)  # what is active, for the report
+    source: Path | None = None  # otelgate's code (a snapshot); None: the installed one
+    proc: subprocess.Popen[bytes] | None = None
+    _ps: psutil.Process | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.product}/{self.config}"
+
+    @property
+    def exporters(self) -> int:
+        """How many sink ports receive each accepted item."""
+        return 2 if self.product == "otelgate" and self.config == "full" else 1
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start pinned to the target core and wait until it answers."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command, env = self._otelgate() if self.product == "otelgate" else self._rotel()
+        log = (self.workdir / f"{self.product}.log").open("ab")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", TARGET_CORE, *command], stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.workdir, env={**os.environ, **env},
+        )  # fmt: skip
+        log.close()
+        self._ps = psutil.Process(self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.logs()}")
+            if self._ready():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"{self.name} not ready after {timeout}s: {self.logs()}")
+
+    def _ready(self) -> bool:
+        if self.product == "otelgate":
+            try:
+                url = f"http://127.0.0.1:{self.admin_port}/health/ready"
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        for port in (self.http_port, self.grpc_port):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                return False
+        return True
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        assert self._ps is not None
+        times = self._ps.cpu_times()
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        assert self._ps is not None
+        return int(self._ps.memory_info().rss)
+
+    def logs(self) -> str:
+        path = self.workdir / f"{self.product}.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    # --- otelgate -----------------------------------------------------------------------------
+
+    def _otelgate(self) -> tuple[list[str], dict[str, str]]:
+        config = otelgate_config(self, self.config)
+        path = self.workdir / "otelgate.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        command, env = otelgate_command(self.source)
+        return [*command, "run", "--config", str(path)], env
+
+    # --- rotel --------------------------------------------------------------------------------
+
+    def _rotel(self) -> tuple[list[str], dict[str, str]]:
+        command = [
+            rotel_binary(), "start",
+            "--otlp-grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
+            "--otlp-http-endpoint", f"127.0.0.1:{self.http_port}",
+            "--otlp-grpc-max-recv-msg-size-mib", "64",
+            "--exporter", "otlp",
+            "--otlp-exporter-endpoint", f"http://127.0.0.1:{self.sink_ports[0]}",
+            "--otlp-exporter-protocol", "grpc",
+            "--otlp-exporter-compression", "none",
+            "--pid-file", str(self.workdir / "rotel.pid"),
+            "--log-file", str(self.workdir / "rotel-agent.log"),
+        ]  # fmt: skip
+        self.components = ["otlp receiver", "batching (default 8192 items / 200 ms)",
+                           "otlp exporter"]  # fmt: skip
+        if self.config == "full":
+            attributes = ",".join(f"{k}={v}" for k, v in ENRICHMENT.items())
+            command += ["--otel-resource-attributes", attributes]
+            self.components.insert(1, "resource attributes (--otel-resource-attributes)")
+        return command, {}
+
+
+_PROCESSOR_TYPES = """
+import json
+from gateway.config_models import COMPONENT_SECTIONS
+def ok(model):
+    try:
+        model.model_validate({})
+    except ValueError:
+        return False
+    return True
+print(json.dumps({n: ok(m) for n, m in COMPONENT_SECTIONS["processors"][1].items()}))
+"""
+
+
+def processor_types(source: Path | None) -> dict[str, bool]:
+    """The processor types of the otelgate at ``source``: whether each accepts ``{}``."""
+    env = {**os.environ, **({"PYTHONPATH": str(source)} if source else {})}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROCESSOR_TYPES], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot list otelgate's processors: {done.stderr[-1000:]}")
+    return {str(k): bool(v) for k, v in json.loads(done.stdout).items()}
+
+
+def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
+    """The otelgate configuration of ``kind`` (``forward`` or ``full``) for ``target``;
+    records the active components in ``target.components``."""
+    sink = [f"127.0.0.1:{port}" for port in target.sink_ports]
+    plain = {"protocol": "grpc", "compression": "none"}
+    config: dict[str, Any] = {
+        "receivers": {"otlp": {"protocols": {
+            "grpc": {"endpoint": f"127.0.0.1:{target.grpc_port}"},
+            "http": {"endpoint": f"127.0.0.1:{target.http_port}"},
+        }}},
+        "exporters": {"otlp/primary": {"endpoint": sink[0], **plain}},
+        "service": {"pipelines": {
+            s: {"receivers": ["otlp"], "exporters": ["otlp/primary"]}
+            for s in ("traces", "logs", "metrics")
+        }},
+        "admin": {"endpoint": f"127.0.0.1:{target.admin_port}"},
+        "logging": {"level": "warning"},
+        "store": {"path": str(target.workdir / "otelgate.db")},
+    }  # fmt: skip
+    target.components = ["otlp receiver", "validation", "otlp exporter (gRPC, queue)",
+                         "health + SLO observers (always on)"]  # fmt: skip
+    if kind == "forward":
+        return config
+    types = processor_types(target.source)
+    pipelines = config["service"]["pipelines"]
+    config["exporters"]["otlp/secondary"] = {"endpoint": sink[1], **plain}
+    actions = [{"key": k, "value": v, "action": "upsert"} for k, v in ENRICHMENT.items()]
+    config["processors"] = {"resource/enrich": {"attributes": actions}}
+    for signal in ("traces", "logs", "metrics"):
+        pipelines[signal]["processors"] = ["resource/enrich"]
+    for signal in ("traces", "logs"):
+        pipelines[signal]["exporters"] = ["otlp/primary", "otlp/secondary"]
+    components = ["otlp receiver", "validation", "resource processor",
+                  "2 otlp exporters (fan-out)"]  # fmt: skip
+    if "spanmetrics" in types:
+        config["processors"]["spanmetrics"] = {}
+        pipelines["traces"]["processors"].append("spanmetrics")
+        components.append("spanmetrics processor")
+    for name in sorted(set(types) - {"resource", "spanmetrics"}):  # added since (redaction...)
+        if types[name]:
+            config["processors"][name] = {}
+            for signal in ("traces", "logs"):
+                pipelines[signal]["processors"].append(name)
+            components.append(f"{name} processor (default settings)")
+        else:
+            components.append(f"({name} processor exists but needs settings: left out)")
+    config["receivers"]["hostmetrics"] = {}
+    pipelines["metrics"]["receivers"].append("hostmetrics")
+    config["slos"] = [
+        {"name": "checkout-availability", "service": "checkout", "objective": 0.99,
+         "sli": {"availability": None}},
+        {"name": "frontend-latency", "service": "frontend", "objective": 0.95,
+         "sli": {"latency": {"threshold": "250ms"}}},
+    ]  # fmt: skip
+    components += ["hostmetrics receiver", "health observer", "SLO observer (2 SLOs, store)"]
+    target.components = components
+    return config
