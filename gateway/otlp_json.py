@@ -7,9 +7,10 @@ OTLP/JSON is protobuf's canonical JSON mapping with these differences:
 * enums are integers (``"kind": 2``) and keys are lowerCamelCase;
 * unknown fields are ignored; int64 values are decimal strings (numbers are accepted too).
 
-Parsing and printing are done by ``google.protobuf.json_format``; the only per-item work here
-is a walk over the known id paths that converts hex <-> base64. It is a structured walk, not a
-generic recursion, so a ``traceId`` key elsewhere (an attribute value, say) is left alone.
+Decoding is :mod:`gateway.otlp_json_decode` (about ten times faster than ``json_format``).
+Encoding is ``google.protobuf.json_format`` followed by a walk over the known id paths that
+turns base64 into hex. It is a structured walk, not a generic recursion, so a ``traceId`` key
+elsewhere (an attribute value, say) is left alone.
 """
 
 from __future__ import annotations
@@ -29,14 +30,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.batch import ExportRequest, Signal
+from gateway.otlp_json_decode import INVALID_ID, JsonShapeError, parse
 
-__all__ = ["decode_json", "encode_json"]
-
-# An id that is not valid hex decodes to this single byte. It cannot be a valid trace id (16
-# bytes) or span id (8 bytes), so the gateway's per-item validation rejects just that span or
-# log record (counted in partial_success) instead of failing the whole request with a 400.
-INVALID_ID = b"\xff"
-_INVALID_ID_B64 = base64.b64encode(INVALID_ID).decode("ascii")
+__all__ = ["INVALID_ID", "decode_json", "encode_json"]
 
 _ID_KEYS = (("traceId", "trace_id"), ("spanId", "span_id"))
 _SPAN_ID_KEYS = (*_ID_KEYS, ("parentSpanId", "parent_span_id"))
@@ -58,19 +54,6 @@ _LOG_RECORDS = ("logRecords", "log_records")
 _RESOURCE_METRICS = ("resourceMetrics", "resource_metrics")
 _SCOPE_METRICS = ("scopeMetrics", "scope_metrics")
 _DATA_POINTS = ("dataPoints", "data_points")
-
-
-def _hex_to_b64(value: Any) -> Any:
-    """JSON id value (hex) -> the base64 text protobuf's parser expects for bytes."""
-    if value is None or value == "":
-        return value
-    if not isinstance(value, str):
-        return _INVALID_ID_B64
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        return _INVALID_ID_B64
-    return base64.b64encode(raw).decode("ascii")
 
 
 def _b64_to_hex(value: Any) -> Any:
@@ -143,13 +126,10 @@ def decode_json(signal: Signal, body: bytes) -> ExportRequest:
         raise ValueError(
             f"OTLP/JSON {signal.value} request must be a JSON object, not {type(doc).__name__}"
         )
-    _walk(signal, doc, _hex_to_b64)
-    message = signal.request_type()
     try:
-        json_format.ParseDict(doc, message, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
+        return parse(doc, signal.request_type)  # type: ignore[return-value]
+    except JsonShapeError as exc:
         raise ValueError(f"invalid OTLP/JSON {signal.value} request: {exc}") from None
-    return message
 
 
 _REQUEST_SIGNALS: dict[type[Message], Signal] = {
