@@ -31,6 +31,7 @@ from typing import Literal
 
 from exporters.base import Exporter
 from exporters.merging import MergeGroup, MergeLimits
+from exporters.retry import RetryPolicy
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from gateway.batch import Batch
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
@@ -40,24 +41,6 @@ from gateway.tasks import cancel_and_wait
 log = logging.getLogger("otelgate.exporter")
 
 OnFull = Literal["refuse", "drop"]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with jitter; ``max_elapsed_time`` 0 means retry forever."""
-
-    enabled: bool = True
-    initial_interval: float = 1.0
-    max_interval: float = 30.0
-    multiplier: float = 2.0
-    randomization_factor: float = 0.5
-    max_elapsed_time: float = 300.0
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """The wait before retry number ``attempt`` (0-based), jittered."""
-        base = min(self.max_interval, self.initial_interval * self.multiplier**attempt)
-        spread = base * self.randomization_factor
-        return max(0.0, base + (rng or random).uniform(-spread, spread))
 
 
 @dataclass(slots=True)

@@ -9,8 +9,9 @@ from exporters.loki import LokiExporter, StreamMapping
 from exporters.merging import MergeLimits
 from exporters.otlp import OtlpExporter, TlsOptions
 from exporters.prometheus import PrometheusExporter
-from exporters.queue import ExporterQueue, RetryPolicy
+from exporters.queue import ExporterQueue
 from exporters.remote_write import RemoteWriteExporter
+from exporters.retry import RetryPolicy
 from exporters.spool import Spool, default_directory
 from gateway.config import (
     ExporterSettings,

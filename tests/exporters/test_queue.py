@@ -9,7 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporters.base import ExporterBase
-from exporters.queue import ExporterQueue, RetryPolicy
+from exporters.queue import ExporterQueue
+from exporters.retry import RetryPolicy
 from gateway.batch import Batch
 from gateway.errors import (
     BackpressureError,

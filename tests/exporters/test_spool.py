@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporters.base import ExporterBase
-from exporters.queue import ExporterQueue, RetryPolicy
+from exporters.queue import ExporterQueue
+from exporters.retry import RetryPolicy
 from exporters.spool import Spool, SpoolLockedError, default_directory, record_size
 from gateway.batch import Batch, Signal
 from gateway.components import build_queue
