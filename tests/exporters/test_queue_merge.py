@@ -84,3 +84,26 @@ async def test_a_failed_merged_request_counts_every_item_failed() -> None:
     )
     assert sample(registry, "otelgate_exporter_failed_items_total", exporter="test",
                   signal="traces") == 13  # fmt: skip
+
+
+async def test_shutdown_sends_a_gathering_group_at_once_and_counts_what_it_cannot() -> None:
+    exporter = BytesExporter()
+    queue, registry = make_queue(exporter, num_consumers=1, merge=MergeLimits(timeout=30.0))
+    await queue.start()
+    for _ in range(3):
+        queue.offer(traces_batch(2))
+    await asyncio.sleep(0.05)  # the worker is gathering, waiting up to 30 s for more
+    assert exporter.attempts == []
+    await asyncio.wait_for(queue.shutdown(5.0), 2.0)  # no 30 s wait: closing flushes
+    assert [b.items for b in exporter.delivered] == [6]
+
+    blocked = BytesExporter()
+    blocked.gate.clear()  # the backend never answers
+    queue, registry = make_queue(blocked, num_consumers=1, merge=MergeLimits(timeout=30.0))
+    await queue.start()
+    for _ in range(3):
+        queue.offer(traces_batch(2))
+    await asyncio.sleep(0.05)
+    await queue.shutdown(0.2)
+    assert sample(registry, "otelgate_exporter_dropped_items_total", exporter="test",
+                  signal="traces") == 6  # fmt: skip
