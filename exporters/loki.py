@@ -28,6 +28,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from exporters.base import ExporterBase
+from exporters.http_post import error_text, post
 from exporters.loki_proto import PushRequest
 from exporters.otlp import USER_AGENT, OtlpExporter
 from gateway.batch import Batch, Signal
@@ -58,7 +59,6 @@ DEFAULT_RESOURCE_LABELS: dict[str, str] = {
 }
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
-_MAX_ERROR_TEXT = 512
 _THREAD_ENCODE_ITEMS = 1000  # encode big batches in a worker thread, off the event loop
 # Escapes that Go's strconv.Unquote (Loki's selector parser) reads back to the same value.
 _QUOTE = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r",
@@ -372,19 +372,9 @@ class LokiExporter(ExporterBase):
         else:
             body, headers = self.encode(batch)
         url = self.endpoint + PUSH_PATH
-        try:
-            response = await self._http.post(url, content=body, headers=headers)
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentError(f"Loki {url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"Loki {url}: timed out after {self.timeout}s") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"Loki {url}: {type(exc).__name__}: {exc}") from exc
+        response = await post(self._http, url, "Loki", body, headers)
         if 200 <= response.status_code < 300:
             return
-        text = response.content[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
         raise classify_loki_status(
-            response.status_code,
-            text or response.reason_phrase or "no message",
-            response.headers.get("Retry-After"),
+            response.status_code, error_text(response), response.headers.get("Retry-After")
         )

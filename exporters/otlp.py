@@ -28,11 +28,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from exporters.base import ExporterBase
+from exporters.http_post import error_text, post
 from gateway import __version__
 from gateway.batch import Batch, Signal
 from gateway.errors import (
-    PermanentError,
-    RetryableError,
     classify_grpc_status,
     classify_http_status,
 )
@@ -57,7 +56,6 @@ _GRPC_METHODS = {
     Signal.LOGS: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
 }
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_MAX_ERROR_TEXT = 512
 # Compress bigger bodies in a worker thread so one large batch does not stall the event loop.
 _THREAD_COMPRESS_BYTES = 256 * 1024
 
@@ -184,14 +182,7 @@ class OtlpExporter(ExporterBase):
                 body = gzip.compress(body, 6)
             headers["Content-Encoding"] = "gzip"
         url = f"{self._base_url}/v1/{batch.signal.value}"
-        try:
-            response = await self._http.post(url, content=body, headers=headers)
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentError(f"OTLP/HTTP {url}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"OTLP/HTTP {url}: timed out after {self.timeout}s") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"OTLP/HTTP {url}: {type(exc).__name__}: {exc}") from exc
+        response = await post(self._http, url, "OTLP/HTTP", body, headers)
         if 200 <= response.status_code < 300:
             self._http_success(batch.signal, response)
             return
@@ -306,8 +297,7 @@ def _http_error_message(response: httpx.Response) -> str:
             payload = None
         if isinstance(payload, dict) and isinstance(payload.get("message"), str):
             return str(payload["message"])
-    text = body[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
-    return text or response.reason_phrase or "no message"
+    return error_text(response)
 
 
 def _retry_delay(trailing: grpc.aio.Metadata | None) -> float | None:

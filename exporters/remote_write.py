@@ -30,6 +30,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporters import remote_write_pb as pb
 from exporters.base import ExporterBase
+from exporters.http_post import error_text, post
 from exporters.prom_state import store_for
 from exporters.prom_translate import Kind, Labels, PromExemplar, PromPoint, translate
 from gateway import __version__
@@ -50,7 +51,6 @@ _HEADERS = {
     "Content-Type": "application/x-protobuf",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
-_MAX_ERROR_TEXT = 512
 _MAX_PENDING_BODIES = 256  # encoded batches kept for retries (the queue holds the batches)
 
 
@@ -114,15 +114,10 @@ class RemoteWriteExporter(ExporterBase):
             while len(self._bodies) > _MAX_PENDING_BODIES:
                 self._bodies.popitem(last=False)
         try:
-            response = await self._http.post(self.endpoint, content=body, headers=_HEADERS)
-        except httpx.UnsupportedProtocol as exc:
-            self._bodies.pop(batch, None)
-            raise PermanentError(f"remote write {self.endpoint}: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"remote write {self.endpoint}: timed out") from exc
-        except httpx.TransportError as exc:
-            message = f"remote write {self.endpoint}: {type(exc).__name__}: {exc}"
-            raise RetryableError(message) from exc
+            response = await post(self._http, self.endpoint, "remote write", body, _HEADERS)
+        except PermanentError:
+            self._bodies.pop(batch, None)  # never sent again: forget its cached body
+            raise
         if 200 <= response.status_code < 300:
             self._bodies.pop(batch, None)
             return
@@ -174,8 +169,7 @@ class RemoteWriteExporter(ExporterBase):
 def classify_response(response: httpx.Response) -> PermanentError | RetryableError:
     """429 and 5xx are retried (honouring Retry-After); any other status is permanent."""
     status = response.status_code
-    text = response.content[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
-    message = f"HTTP {status}: {text or response.reason_phrase or 'no message'}"
+    message = f"HTTP {status}: {error_text(response)}"
     delay = parse_retry_after(response.headers.get("Retry-After"))
     if status in (429, 503):
         return ThrottledError(message, delay)
