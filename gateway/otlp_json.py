@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.batch import ExportRequest, Signal
-from gateway.otlp_json_decode import INVALID_ID, JsonShapeError, parse
+from gateway.otlp_json_decode import INVALID_ID, JsonShapeError, parse, prepare
 
 __all__ = ["INVALID_ID", "decode_json", "encode_json"]
 
@@ -131,6 +131,8 @@ def decode_json(signal: Signal, body: bytes) -> ExportRequest:
     except JsonShapeError as exc:
         raise ValueError(f"invalid OTLP/JSON {signal.value} request: {exc}") from None
 
+
+prepare([signal.request_type for signal in Signal])
 
 _REQUEST_SIGNALS: dict[type[Message], Signal] = {
     ExportTraceServiceRequest: Signal.TRACES,

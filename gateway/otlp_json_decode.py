@@ -11,6 +11,12 @@ The rules are the protobuf JSON mapping with OTLP's differences
 (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding): ``traceId``, ``spanId``
 and ``parentSpanId`` are hex, not base64; enums may be integers or names; 64-bit integers may
 be strings or numbers; unknown keys are ignored; ``null`` means the default.
+
+Hostile input is bounded. Messages may nest at most :data:`MAX_DEPTH` levels (the root is level
+1), the limit protobuf's decoders apply to the binary encoding: a JSON request is accepted only
+if its protobuf encoding can be read back. Plans exist per (message type, depth), so the depth
+costs nothing per value; past the limit the converter refuses. The error path is linear in the
+input: the failing element of an array is found by identity, never by converting it again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ _INTEGER_TYPES = frozenset({
 })  # fmt: skip
 _FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+MAX_DEPTH = 100
+"""Message nesting protobuf's decoders accept (upb, the C++ and Java runtimes): 31 levels of
+``kvlistValue`` or 47 of ``arrayValue`` inside a span attribute."""
 
 Convert = Callable[[Any], Any]
 
@@ -44,13 +53,20 @@ class JsonShapeError(ValueError):
     """A value does not fit its field. The JSON path is collected while the error passes up
     through the enclosing objects and arrays, so the happy path builds no path strings."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(self, problem: str, culprit: Any = None) -> None:
         super().__init__(problem)
         self.problem = problem
         self.path: list[str] = []
+        self.culprit = culprit  # the JSON value that failed, at the level reached so far
 
     def __str__(self) -> str:
         return f"{'$' + ''.join(reversed(self.path))}: {self.problem}"
+
+
+def _short(value: Any) -> str:
+    """``repr`` of a value for an error message, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _hex_id(value: Any) -> bytes:
@@ -64,11 +80,11 @@ def _hex_id(value: Any) -> bytes:
 
 def _base64(value: Any) -> bytes:
     if not isinstance(value, str):
-        raise JsonShapeError(f"expected base64 text, got {type(value).__name__}")
+        raise JsonShapeError(f"expected base64 text, got {type(value).__name__}", value)
     try:  # the protobuf JSON mapping accepts standard and URL-safe base64, padded or not
         return base64.b64decode(value.replace("-", "+").replace("_", "/") + "==")
     except binascii.Error as exc:
-        raise JsonShapeError(f"invalid base64: {exc}") from None
+        raise JsonShapeError(f"invalid base64: {exc}", value) from None
 
 
 def _integer(value: Any) -> int:
@@ -81,7 +97,7 @@ def _integer(value: Any) -> int:
             return int(value)
         except ValueError:
             pass
-    raise JsonShapeError(f"expected an integer, got {value!r}")
+    raise JsonShapeError(f"expected an integer, got {_short(value)}", value)
 
 
 def _float(value: Any) -> float:
@@ -95,13 +111,13 @@ def _float(value: Any) -> float:
             return float(value)
         except ValueError:
             pass
-    raise JsonShapeError(f"expected a number, got {value!r}")
+    raise JsonShapeError(f"expected a number, got {_short(value)}", value)
 
 
 def _typed(kind: type, name: str) -> Convert:
     def convert(value: Any) -> Any:
         if type(value) is not kind:
-            raise JsonShapeError(f"expected {name}, got {value!r}")
+            raise JsonShapeError(f"expected {name}, got {_short(value)}", value)
         return value
 
     return convert
@@ -124,7 +140,7 @@ def _enum(field: FieldDescriptor) -> Convert:
         if isinstance(value, str):
             number = numbers.get(value)
             if number is None:
-                raise JsonShapeError(f"unknown {enum.name} {value!r}")
+                raise JsonShapeError(f"unknown {enum.name} {_short(value)}", value)
             return number
         return _integer(value)
 
@@ -132,23 +148,27 @@ def _enum(field: FieldDescriptor) -> Convert:
 
 
 class _Plan:
-    """How to convert the JSON object of one message type: key -> (field name, converter)."""
+    """How to convert the JSON object of one message type at one nesting depth:
+    key -> (field name, converter)."""
 
-    def __init__(self, descriptor: Any) -> None:
+    def __init__(self, descriptor: Any, depth: int) -> None:
         self.fields: dict[str, tuple[str, Convert]] = {}
         self.descriptor = descriptor
+        self.depth = depth
 
-    def fill(self, plans: dict[str, _Plan]) -> None:
+    def fill(self, plans: dict[tuple[str, int], _Plan]) -> None:
         for field in self.descriptor.fields:
             convert = self._converter(field, plans)
             if _is_repeated(field):
                 convert = _repeated(convert)
             self.fields[field.json_name] = self.fields[field.name] = (field.name, convert)
 
-    def _converter(self, field: FieldDescriptor, plans: dict[str, _Plan]) -> Convert:
+    def _converter(self, field: FieldDescriptor, plans: dict[tuple[str, int], _Plan]) -> Convert:
         kind = field.type
         if kind == FieldDescriptor.TYPE_MESSAGE:
-            return _plan(field.message_type, plans).convert
+            if self.depth >= MAX_DEPTH:
+                return _too_deep
+            return _plan(field.message_type, plans, self.depth + 1).convert
         if kind == FieldDescriptor.TYPE_BYTES:
             return _hex_id if field.name in _HEX_ID_FIELDS else _base64
         if kind == FieldDescriptor.TYPE_ENUM:
@@ -164,7 +184,7 @@ class _Plan:
     def convert(self, value: Any) -> dict[str, Any]:
         """Constructor keyword arguments for the message from its JSON object."""
         if not isinstance(value, dict):
-            raise JsonShapeError(f"expected an object, got {type(value).__name__}")
+            raise JsonShapeError(f"expected an object, got {type(value).__name__}", value)
         fields, out = self.fields, {}
         for key, item in value.items():
             found = fields.get(key)
@@ -175,45 +195,60 @@ class _Plan:
                 out[name] = convert(item)
             except JsonShapeError as exc:
                 exc.path.append(f".{key}")
+                exc.culprit = value
                 raise
         return out
+
+
+def _too_deep(value: Any) -> Any:
+    raise JsonShapeError(
+        f"messages nested deeper than {MAX_DEPTH} levels (protobuf's decoding limit)", value
+    )
 
 
 def _repeated(convert: Convert) -> Convert:
     def each(value: Any) -> list[Any]:
         if not isinstance(value, list):
-            raise JsonShapeError(f"expected an array, got {type(value).__name__}")
+            raise JsonShapeError(f"expected an array, got {type(value).__name__}", value)
         try:
             return [convert(item) for item in value]
-        except JsonShapeError as exc:  # find which element, only now that one failed
-            for index, item in enumerate(value):
-                try:
-                    convert(item)
-                except JsonShapeError:
-                    exc.path.append(f"[{index}]")
-                    break
+        except JsonShapeError as exc:
+            # Which element failed: the one that is the culprit (the first such, as the
+            # conversion went in order). Found by identity, so the error path stays linear.
+            index = next((i for i, item in enumerate(value) if item is exc.culprit), None)
+            if index is not None:
+                exc.path.append(f"[{index}]")
+            exc.culprit = value
             raise
 
     return each
 
 
-def _plan(descriptor: Any, plans: dict[str, _Plan]) -> _Plan:
-    plan = plans.get(descriptor.full_name)
-    if plan is None:  # registered before filling, so recursive types (AnyValue) terminate
-        plan = plans[descriptor.full_name] = _Plan(descriptor)
+def _plan(descriptor: Any, plans: dict[tuple[str, int], _Plan], depth: int) -> _Plan:
+    key = (descriptor.full_name, depth)
+    plan = plans.get(key)
+    if plan is None:
+        plan = plans[key] = _Plan(descriptor, depth)
         plan.fill(plans)
     return plan
 
 
-_PLANS: dict[str, _Plan] = {}
+_PLANS: dict[tuple[str, int], _Plan] = {}
 
 
 def parse(doc: dict[str, Any], message_type: type[Message]) -> Message:
     """The message of ``message_type`` from its OTLP/JSON object; :class:`JsonShapeError`
     (a ValueError) names the path of the first value that does not fit."""
-    plan = _plan(message_type.DESCRIPTOR, _PLANS)
+    plan = _plan(message_type.DESCRIPTOR, _PLANS, 1)
     kwargs = plan.convert(doc)
     try:
         return message_type(**kwargs)
     except (TypeError, ValueError) as exc:  # e.g. an integer out of its field's range
         raise JsonShapeError(f"a value does not fit its field: {exc}") from None
+
+
+def prepare(message_types: list[type[Message]]) -> None:
+    """Build the plans of ``message_types`` now (at import), not during a request: decoding
+    may run in worker threads, which then only read the plans."""
+    for message_type in message_types:
+        _plan(message_type.DESCRIPTOR, _PLANS, 1)
