@@ -4,11 +4,17 @@ Invalid items are removed from the request in place and counted, so that the rec
 answer with OTLP ``partial_success`` (HTTP 200 / gRPC OK) and the valid items go on. The
 checks are the ones a backend would otherwise reject the whole batch for: trace and span ids
 of the wrong length or all zero.
+
+Resource and scope groups left without items are removed too (they carry no data), so a request
+of a million empty groups costs nothing after it. Removal is linear however many items go: a
+few are deleted in place, more are removed by rebuilding the list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -23,6 +29,36 @@ from gateway.batch import ExportRequest, Signal
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+_DELETE_IN_PLACE = 32  # more removals than this rebuild the list (each del shifts the rest)
+
+
+class _Repeated(Protocol):
+    """A repeated message field of a decoded request."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> Any: ...
+    def __delitem__(self, index: int | slice) -> None: ...
+    def extend(self, values: Sequence[Any]) -> None: ...
+
+
+def remove_indices(repeated: _Repeated, indices: Sequence[int]) -> None:
+    """Delete the elements at ``indices`` (ascending) from a repeated field in linear time."""
+    if len(indices) <= _DELETE_IN_PLACE:
+        for i in reversed(indices):
+            del repeated[i]
+        return
+    gone = set(indices)
+    kept = [repeated[i] for i in range(len(repeated)) if i not in gone]
+    del repeated[:]
+    repeated.extend(kept)
+
+
+def _remove_empty(groups: _Repeated, is_empty: Callable[[Any], bool]) -> bool:
+    """Remove the groups for which ``is_empty`` holds; True if any went."""
+    empty = [i for i in range(len(groups)) if is_empty(groups[i])]
+    if empty:
+        remove_indices(groups, empty)
+    return bool(empty)
 
 
 @dataclass(slots=True)
@@ -32,9 +68,23 @@ class Rejection:
     count: int = 0
     reasons: list[str] | None = None
     warnings: list[str] | None = None
+    pruned: bool = False  # empty groups were removed
+
+    def merge(self, other: Rejection) -> None:
+        """Add ``other`` (of another piece of the same request) to this one."""
+        self.count += other.count
+        for reason in other.reasons or ():
+            self._note(reason)
+        for warning in other.warnings or ():
+            self.warn(warning)
+        self.pruned |= other.pruned
 
     def add(self, reason: str) -> None:
+        """Count one rejected item."""
         self.count += 1
+        self._note(reason)
+
+    def _note(self, reason: str) -> None:
         if self.reasons is None:
             self.reasons = []
         if len(self.reasons) < 5 and reason not in self.reasons:
@@ -51,7 +101,7 @@ class Rejection:
     @property
     def changed(self) -> bool:
         """True when the request was modified (its received bytes no longer match)."""
-        return bool(self.count or self.warnings)
+        return bool(self.count or self.warnings or self.pruned)
 
     @property
     def message(self) -> str:
@@ -103,9 +153,20 @@ def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -
                 or len(span.parent_span_id) not in (0, 8)
                 or (span.links and _span_problem(span) is not None)
             ]
-            for i in reversed(bad):
+            for i in bad:
                 rejection.add(_span_problem(spans[i]) or "")
-                del spans[i]
+            if bad:
+                remove_indices(spans, bad)
+        rejection.pruned |= _remove_empty(resource_spans.scope_spans, _no_spans)
+    rejection.pruned |= _remove_empty(request.resource_spans, _no_scope_spans)
+
+
+def _no_spans(scope_spans: Any) -> bool:
+    return not scope_spans.spans
+
+
+def _no_scope_spans(resource_spans: Any) -> bool:
+    return not resource_spans.scope_spans
 
 
 def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> None:
@@ -118,9 +179,20 @@ def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> N
                 for i, record in enumerate(records)
                 if len(record.trace_id) not in (0, 16) or len(record.span_id) not in (0, 8)
             ]
-            for i in reversed(bad):
+            for i in bad:
                 rejection.add(_log_problem(records[i]) or "")
-                del records[i]
+            if bad:
+                remove_indices(records, bad)
+        rejection.pruned |= _remove_empty(resource_logs.scope_logs, _no_log_records)
+    rejection.pruned |= _remove_empty(request.resource_logs, _no_scope_logs)
+
+
+def _no_log_records(scope_logs: Any) -> bool:
+    return not scope_logs.log_records
+
+
+def _no_scope_logs(resource_logs: Any) -> bool:
+    return not resource_logs.scope_logs
 
 
 def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection) -> None:
@@ -133,10 +205,20 @@ def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection
                     for _ in range(points):
                         rejection.add("metric name must not be empty")
             bad = [i for i, m in enumerate(scope_metrics.metrics) if not m.name]
-            for i in reversed(bad):
-                del scope_metrics.metrics[i]
+            if bad:
+                remove_indices(scope_metrics.metrics, bad)
             for metric in scope_metrics.metrics:
                 _drop_bad_exemplars(metric, rejection)
+        rejection.pruned |= _remove_empty(resource_metrics.scope_metrics, _no_metrics)
+    rejection.pruned |= _remove_empty(request.resource_metrics, _no_scope_metrics)
+
+
+def _no_metrics(scope_metrics: Any) -> bool:
+    return not scope_metrics.metrics
+
+
+def _no_scope_metrics(resource_metrics: Any) -> bool:
+    return not resource_metrics.scope_metrics
 
 
 def _drop_bad_exemplars(metric: Metric, rejection: Rejection) -> None:
@@ -150,9 +232,8 @@ def _drop_bad_exemplars(metric: Metric, rejection: Rejection) -> None:
             for i, e in enumerate(exemplars)
             if (e.trace_id and len(e.trace_id) != 16) or (e.span_id and len(e.span_id) != 8)
         ]
-        for i in reversed(bad):
-            del exemplars[i]
         if bad:
+            remove_indices(exemplars, bad)
             rejection.warn("exemplars with invalid trace_id/span_id were removed")
 
 
