@@ -1,8 +1,10 @@
 """A bounded queue, worker(s) and retry loop in front of every exporter.
 
 Each exporter gets its own :class:`ExporterQueue`, so one slow or dead backend never stalls
-another. The queue is sized in items (spans, data points, log records), not requests, so its
-memory bound does not depend on how clients batch. When it is full the policy is explicit:
+another. The queue is sized in items (spans, data points, log records) and in bytes (each
+batch counted at the size it arrived with), not requests, so its memory bound does not depend
+on how clients batch: many small items hit the first limit, a few huge ones the second. When it
+is full the policy is explicit:
 ``refuse`` (default) makes the receiver answer 429/UNAVAILABLE so the client retries and
 nothing is lost; ``drop`` drops the batch and counts it.
 
@@ -33,6 +35,7 @@ from exporters.base import Exporter
 from exporters.merging import MergeGroup, MergeLimits
 from exporters.retry import RetryPolicy
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
+from exporters.spool_files import OVERHEAD
 from gateway.batch import Batch
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
 from gateway.selfmetrics import GatewayMetrics
@@ -63,6 +66,7 @@ class ExporterQueue:
         metrics: GatewayMetrics,
         *,
         capacity: int = 100_000,
+        max_bytes: int = 256 * 1024 * 1024,
         num_consumers: int = 4,
         on_full: OnFull = "refuse",
         retry: RetryPolicy | None = None,
@@ -72,6 +76,7 @@ class ExporterQueue:
         self.name = name
         self.exporter = exporter
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.on_full: OnFull = on_full
         self.retry = retry or RetryPolicy()
         self.status = ExporterStatus()
@@ -82,6 +87,7 @@ class ExporterQueue:
         self._idle = asyncio.Event()
         self._idle.set()
         self._items = 0  # queued + being delivered
+        self._bytes = 0  # their nbytes
         self._workers: list[asyncio.Task[None]] = []
         self._in_flight: set[Batch] = set()
         self._gather_lock = asyncio.Lock()
@@ -90,6 +96,7 @@ class ExporterQueue:
         self._stopped = False
         self._rng = random.Random()
         self._size_gauge = metrics.exporter_queue_size.labels(name)
+        self._bytes_gauge = metrics.exporter_queue_bytes.labels(name)
         self.spool = spool
         # Merging needs an exporter that only sends bytes; spooled batches are acknowledged
         # one by one, so they are never merged.
@@ -97,6 +104,7 @@ class ExporterQueue:
         self._merge = merge if sends_bytes and spool is None else None
         if spool is None:
             metrics.exporter_queue_capacity.labels(name).set(capacity)
+            metrics.exporter_queue_capacity_bytes.labels(name).set(max_bytes)
         else:
             metrics.exporter_spool_capacity_bytes.labels(name).set(spool.max_bytes)
             self._spool_gauge = metrics.exporter_spool_bytes.labels(name)
@@ -115,13 +123,13 @@ class ExporterQueue:
     def full(self) -> bool:
         if self.spool is not None:
             return not self.spool.has_room(1)
-        return self._items >= self.capacity
+        return self._items >= self.capacity or self._bytes >= self.max_bytes
 
     @property
     def usage(self) -> str:
-        """How full the queue is, for messages: items, or bytes on disk for a spool."""
+        """How full the queue is, for messages: items and bytes, or bytes on disk for a spool."""
         if self.spool is None:
-            return f"{self._items}/{self.capacity} items"
+            return f"{self._items}/{self.capacity} items, {self._bytes}/{self.max_bytes} bytes"
         return f"{self.spool.bytes}/{self.spool.max_bytes} bytes spooled on disk"
 
     async def start(self) -> None:
@@ -155,15 +163,29 @@ class ExporterQueue:
             )  # fmt: skip
         self._spool_changed()
 
-    def would_refuse(self, batch: Batch) -> bool:
-        """True when :meth:`offer` would raise for ``batch`` (checked before any fan-out)."""
-        return self._closed or (self.on_full == "refuse" and not self._has_room(batch))
+    @property
+    def closed(self) -> bool:
+        """True once the queue is shutting down (or before it started)."""
+        return self._closed
+
+    def would_refuse(self, items: int, nbytes: int) -> bool:
+        """True when :meth:`offer` would raise for a batch of this size (checked before any
+        fan-out)."""
+        return self._closed or (self.on_full == "refuse" and not self.has_room(items, nbytes))
+
+    def has_room(self, items: int, nbytes: int) -> bool:
+        """Whether a batch of ``items`` and ``nbytes`` fits now."""
+        if self.spool is not None:
+            return self.spool.has_room(OVERHEAD + nbytes)
+        # An empty queue takes a batch larger than its capacity; otherwise it could never go.
+        if self._items == 0:
+            return True
+        return self._items + items <= self.capacity and self._bytes + nbytes <= self.max_bytes
 
     def _has_room(self, batch: Batch) -> bool:
         if self.spool is not None:
             return self.spool.has_room(record_size(batch))
-        # An empty queue takes a batch larger than its capacity; otherwise it could never go.
-        return self._items == 0 or self._items + batch.items <= self.capacity
+        return self.has_room(batch.items, batch.nbytes)
 
     async def put(self, batch: Batch, *, reserved: bool = False) -> bool:
         """Enqueue ``batch`` like :meth:`offer`; with a spool, return once it is on disk.
@@ -224,7 +246,9 @@ class ExporterQueue:
             batch = batch.bytes_only()
         self._pending.append(batch)
         self._items += batch.items
+        self._bytes += batch.nbytes
         self._size_gauge.set(self._items)
+        self._bytes_gauge.set(self._bytes)
         self._idle.clear()
         self._wakeup.set()
         return True
@@ -284,7 +308,9 @@ class ExporterQueue:
 
     def _release(self, batch: Batch) -> None:
         self._items -= batch.items
+        self._bytes -= batch.nbytes
         self._size_gauge.set(self._items)
+        self._bytes_gauge.set(self._bytes)
         if self._items == 0:
             self._idle.set()
 
@@ -369,8 +395,9 @@ class ExporterQueue:
                 self.name, timeout, sum(b.items for b in leftovers),
             )  # fmt: skip
         self._pending.clear()
-        self._items = 0
+        self._items = self._bytes = 0
         self._size_gauge.set(0)
+        self._bytes_gauge.set(0)
         self._idle.set()
         await self.exporter.shutdown()
 

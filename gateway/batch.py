@@ -4,6 +4,7 @@ A batch is the OTLP ``Export*ServiceRequest`` message itself (decoded once, neve
 to SDK objects), the signal it belongs to and how many items (spans, data points, log
 records) it holds. When the batch arrived as protobuf and nothing has changed it since, the
 received bytes are kept so that forwarding exporters can send them without re-encoding.
+``nbytes`` is what the batch counts against byte-sized queues: the size it arrived with.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Batch:
     Identity semantics (no ``__eq__``): queues track batches in sets.
     """
 
-    __slots__ = ("_request", "encoded", "items", "signal")
+    __slots__ = ("_request", "encoded", "items", "nbytes", "signal")
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class Batch:
         request: ExportRequest | None,
         items: int,
         encoded: bytes | None = None,
+        nbytes: int | None = None,
     ) -> None:
         if request is None and encoded is None:
             raise ValueError("a batch needs its request or its encoded bytes")
@@ -100,13 +102,19 @@ class Batch:
         self._request = request
         self.items = items
         self.encoded = encoded
+        if nbytes is None:
+            nbytes = len(encoded) if encoded is not None else self.request.ByteSize()
+        self.nbytes = nbytes  # upb computes ByteSize without encoding
 
     def __repr__(self) -> str:
         return f"Batch({self.signal.value}, items={self.items})"
 
     @classmethod
-    def from_request(cls, signal: Signal, request: ExportRequest) -> Batch:
-        return cls(signal, request, count_items(signal, request))
+    def from_request(
+        cls, signal: Signal, request: ExportRequest, nbytes: int | None = None
+    ) -> Batch:
+        """A batch of ``request``; ``nbytes`` is the size it arrived with, if known."""
+        return cls(signal, request, count_items(signal, request), nbytes=nbytes)
 
     @classmethod
     def concatenate(cls, batches: Sequence[Batch]) -> Batch:
@@ -123,7 +131,7 @@ class Batch:
         if any(b.signal is not signal for b in batches):
             raise ValueError("cannot concatenate batches of different signals")
         encoded = b"".join(b.serialized() for b in batches)
-        return cls(signal, None, sum(b.items for b in batches), encoded)
+        return cls(signal, None, sum(b.items for b in batches), encoded, len(encoded))
 
     def bytes_only(self) -> Batch:
         """This batch as its encoded bytes alone, for a queue whose exporter sends only bytes:
@@ -131,7 +139,8 @@ class Batch:
         pipeline is done with it, instead of waiting in the queue."""
         if self._request is None:
             return self
-        return Batch(self.signal, None, self.items, self.serialized())
+        encoded = self.serialized()
+        return Batch(self.signal, None, self.items, encoded, len(encoded))
 
     @property
     def request(self) -> ExportRequest:
@@ -158,4 +167,4 @@ class Batch:
         """A deep copy, for a consumer that must change the request without others seeing it."""
         clone = self.signal.request_type()
         clone.CopyFrom(self.request)  # type: ignore[arg-type]  # same type: request_type
-        return Batch(self.signal, clone, self.items, self.encoded)
+        return Batch(self.signal, clone, self.items, self.encoded, self.nbytes)

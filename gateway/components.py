@@ -135,6 +135,7 @@ def build_queue(name: str, config: ExporterSettings, metrics: GatewayMetrics) ->
         metrics,
         # sending_queue.enabled: false means no buffering: one batch at a time, the rest refused.
         capacity=queue.queue_size if queue.enabled else 1,
+        max_bytes=queue.byte_limit,
         num_consumers=queue.num_consumers if queue.enabled else 1,
         on_full=queue.on_full,
         retry=RetryPolicy(
@@ -157,4 +158,4 @@ def build_spool(name: str, queue: QueueSettings) -> Spool | None:
     if queue.storage != "disk":
         return None
     directory = queue.directory or default_directory(name)
-    return Spool(directory, max_bytes=queue.max_bytes)
+    return Spool(directory, max_bytes=queue.byte_limit)

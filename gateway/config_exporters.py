@@ -18,6 +18,9 @@ from exporters.loki import LABEL_NAME as LOKI_LABEL_NAME
 from exporters.loki import MAX_LABELS as LOKI_MAX_LABELS
 from gateway.config_base import Duration, StrictModel, host_port
 
+MEMORY_QUEUE_BYTES = 256 * 1024 * 1024
+DISK_QUEUE_BYTES = 1024 * 1024 * 1024
+
 
 class QueueSettings(StrictModel):
     """The exporter's bounded queue; when full, ``refuse`` upstream (retryable) or ``drop``."""
@@ -26,11 +29,13 @@ class QueueSettings(StrictModel):
     queue_size: int = Field(default=100_000, gt=0)
     num_consumers: int = Field(default=4, ge=1)
     on_full: Literal["refuse", "drop"] = "refuse"
-    # storage: disk spools every batch (synced before the client's answer); max_bytes, not
-    # queue_size, then bounds the queue. directory None: <data dir>/spool/<exporter id>.
+    # A memory queue is bounded by queue_size items and max_bytes (default 256 MiB) bytes, each
+    # batch counted at the size it arrived with. storage: disk spools every batch (synced
+    # before the client's answer); max_bytes (default 1 GiB), not queue_size, then bounds the
+    # queue. directory None: <data dir>/spool/<exporter id>.
     storage: Literal["memory", "disk"] = "memory"
     directory: str | None = Field(default=None, min_length=1)
-    max_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
+    max_bytes: int | None = Field(default=None, gt=0)
     # Exporters that forward OTLP bytes (otlp, jaeger) send the batches of a memory queue as
     # one request: what waits, or arrives within merge_timeout, up to the limits (4 MB: under
     # gRPC's default 4 MiB message cap). See exporters/merging.py.
@@ -44,6 +49,13 @@ class QueueSettings(StrictModel):
         if self.storage == "disk" and not self.enabled:
             raise ValueError("storage: disk needs the queue (enabled: true)")
         return self
+
+    @property
+    def byte_limit(self) -> int:
+        """``max_bytes``, or the default of the storage."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return DISK_QUEUE_BYTES if self.storage == "disk" else MEMORY_QUEUE_BYTES
 
 
 class RetrySettings(StrictModel):

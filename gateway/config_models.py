@@ -158,11 +158,20 @@ class PipelineConfig(StrictModel):
     exporters: list[str] = Field(min_length=1)
 
 
+class AdmissionConfig(StrictModel):
+    """Gateway-wide admission: request bytes in flight and load shedding (docs/limits.md)."""
+
+    max_inflight_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_loop_delay: Duration = Field(default=0.5, ge=0)  # 0: never shed
+    retry_after: Duration = Field(default=1.0, gt=0)
+
+
 class ServiceConfig(StrictModel):
-    """Pipelines keyed by ``traces|metrics|logs[/name]`` and the shutdown budget."""
+    """Pipelines keyed by ``traces|metrics|logs[/name]``, the shutdown budget, admission."""
 
     pipelines: dict[str, PipelineConfig] = Field(min_length=1)
     shutdown_timeout: Duration = Field(default=10.0, gt=0)
+    admission: AdmissionConfig = AdmissionConfig()
 
 
 class AdminConfig(ListenEndpoint):
@@ -245,6 +254,7 @@ __all__ = [
     "EXPORTER_SIGNALS",
     "SINGLE_SECTIONS",
     "AdminConfig",
+    "AdmissionConfig",
     "AvailabilitySli",
     "BurnRateFactors",
     "Config",

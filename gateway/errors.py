@@ -92,6 +92,20 @@ class NotReadyError(BackpressureError):
     http_status = 503
 
 
+class OverloadedError(BackpressureError):
+    """The gateway sheds load: too many request bytes in flight, or an event loop too far
+    behind (503 + Retry-After / UNAVAILABLE with RetryInfo)."""
+
+    reason = "overloaded"
+    http_status = 503
+
+
+class MemoryLimitError(OverloadedError):
+    """Taking the request would put the in-flight request bytes over their budget."""
+
+    reason = "memory_limit"
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from an HTTP ``Retry-After`` header (delta-seconds or an HTTP-date)."""
     if not value:

@@ -34,21 +34,22 @@ class Pipeline:
         self.queues = tuple(queues)
         self.mutates = any(p.mutates for p in self.processors)
 
-    def check_room(self, batch: Batch) -> None:
-        """Raise the refusal the client should see if any queue would refuse ``batch``."""
+    def check_room(self, items: int, nbytes: int) -> None:
+        """Raise the refusal the client should see if any queue would refuse a batch of
+        ``items`` and ``nbytes``: backpressure when there is no room, not-ready when closed."""
         for queue in self.queues:
-            if queue.would_refuse(batch):
-                if queue.full:
-                    raise BackpressureError(
-                        f"pipeline {self.name}: exporter {queue.name} queue is full "
-                        f"({queue.usage}); retry later"
-                    )
-                raise NotReadyError(f"pipeline {self.name} is shutting down", retry_after=5.0)
+            if queue.would_refuse(items, nbytes):
+                if queue.closed:
+                    raise NotReadyError(f"pipeline {self.name} is shutting down", retry_after=5.0)
+                raise BackpressureError(
+                    f"pipeline {self.name}: exporter {queue.name} queue has no room for "
+                    f"{items} item(s) of {nbytes} bytes ({queue.usage}); retry later"
+                )
 
     @property
     def accepting(self) -> bool:
         """False when a ``refuse`` queue is full or closed (readiness reports this)."""
-        return not any(q.would_refuse(_ONE_ITEM) for q in self.queues)
+        return not any(q.would_refuse(1, 1) for q in self.queues)
 
     async def consume(self, batch: Batch) -> None:
         """Process and enqueue; call :meth:`check_room` first (the router does).
@@ -75,15 +76,18 @@ class Router:
         self.signal = signal
         self.pipelines = tuple(pipelines)
 
-    async def consume(self, batch: Batch) -> None:
-        """Deliver ``batch`` to every pipeline, or refuse it for all of them."""
+    def check_room(self, items: int, nbytes: int) -> None:
+        """Raise the refusal the client should see unless every pipeline has room."""
         if not self.pipelines:
             raise NoPipelineError(f"no {self.signal} pipeline uses this receiver")
         for pipeline in self.pipelines:
-            pipeline.check_room(batch)
+            pipeline.check_room(items, nbytes)
+
+    async def consume(self, batch: Batch, *, checked: bool = False) -> None:
+        """Deliver ``batch`` to every pipeline, or refuse it for all of them. ``checked``:
+        the caller already called :meth:`check_room` for it (a request taken in pieces)."""
+        if not checked:
+            self.check_room(batch.items, batch.nbytes)
         shared = len(self.pipelines) > 1
         for pipeline in self.pipelines:
             await pipeline.consume(batch.copy() if shared and pipeline.mutates else batch)
-
-
-_ONE_ITEM = Batch(Signal.TRACES, Signal.TRACES.request_type(), 1)

@@ -32,6 +32,22 @@ class GatewayMetrics:
             ["signal", "transport", "reason"],
             registry=registry,
         )
+        self.admission_inflight_bytes = Gauge(
+            "otelgate_receiver_inflight_bytes",
+            "Request bytes (received and decompressed) held by requests being handled.",
+            registry=registry,
+        )
+        self.admission_max_inflight_bytes = Gauge(
+            "otelgate_receiver_inflight_limit_bytes",
+            "The budget for request bytes in flight (service.admission.max_inflight_bytes).",
+            registry=registry,
+        )
+        self.event_loop_delay = Gauge(
+            "otelgate_event_loop_delay_seconds",
+            "How late the event loop last woke a 50 ms timer (load shedding compares it with "
+            "service.admission.max_loop_delay).",
+            registry=registry,
+        )
         self.exporter_sent = Counter(
             "otelgate_exporter_sent_items",
             "Items delivered by an exporter.",
@@ -66,6 +82,18 @@ class GatewayMetrics:
         self.exporter_queue_capacity = Gauge(
             "otelgate_exporter_queue_capacity",
             "Capacity of an exporter's queue, in items.",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_queue_bytes = Gauge(
+            "otelgate_exporter_queue_bytes",
+            "Bytes of the batches in an exporter's memory queue, at the size they arrived with.",
+            ["exporter"],
+            registry=registry,
+        )
+        self.exporter_queue_capacity_bytes = Gauge(
+            "otelgate_exporter_queue_capacity_bytes",
+            "Capacity of an exporter's memory queue, in bytes (sending_queue.max_bytes).",
             ["exporter"],
             registry=registry,
         )

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 
 from exporters.queue import ExporterQueue
+from gateway.admission import Admission
 from gateway.api.admin import Readiness, create_admin_app
 from gateway.api.health import HealthService, health_router
 from gateway.api.slo import SloCollector, create_slo_router
@@ -47,6 +48,13 @@ class Gateway:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
+        limits = config.service.admission
+        self.admission = Admission(
+            self.metrics,
+            max_inflight_bytes=limits.max_inflight_bytes,
+            max_loop_delay=limits.max_loop_delay,
+            retry_after=limits.retry_after,
+        )
         self.state: State = "created"
         self.observers: list[Observer] = []
         self._admin: FastAPI | None = None
@@ -121,11 +129,11 @@ class Gateway:
                     routers[signal] = Router(signal, pipelines)
             grpc_cfg, http_cfg = receiver.protocols.grpc, receiver.protocols.http
             if grpc_cfg is not None:
-                ingest = Ingest("grpc", routers, self.metrics, self.observers)
+                ingest = Ingest("grpc", routers, self.metrics, self.observers, self.admission)
                 size = grpc_cfg.max_recv_msg_size_mib * MIB
                 self.grpc_receivers.append(OtlpGrpcReceiver(ingest, grpc_cfg.endpoint, size))
             if http_cfg is not None:
-                ingest = Ingest("http", routers, self.metrics, self.observers)
+                ingest = Ingest("http", routers, self.metrics, self.observers, self.admission)
                 http = OtlpHttpReceiver(
                     ingest, http_cfg.max_request_body_size, http_cfg.max_decompressed_size
                 )
@@ -163,6 +171,11 @@ class Gateway:
             return Readiness(False, self.state, [f"gateway is {self.state}"])
         reasons = [f"pipeline {p.name} cannot accept data (queue full)" for p in self.pipelines
                    if not p.accepting]  # fmt: skip
+        if self.admission.shedding:
+            reasons.append(
+                f"shedding load: event loop {self.admission.loop_delay:.2f}s behind "
+                f"(limit {self.admission.max_loop_delay:.2f}s)"
+            )
         return Readiness(not reasons, self.state, reasons)
 
     async def start(self) -> None:
@@ -180,6 +193,7 @@ class Gateway:
         for internal in self.hostmetrics:
             await internal.start()
         await self._start_slos()
+        await self.admission.start()
         for grpc_receiver in self.grpc_receivers:
             await grpc_receiver.start()
         for server in self.http_servers:
@@ -238,6 +252,7 @@ class Gateway:
                 await stop()
         await self._stop_slos()
         await asyncio.gather(*(q.shutdown(timeout) for q in self.queues.values()))
+        await self.admission.stop()
         await self.admin_server.stop(timeout=2.0)
         self.state = "stopped"
         log.info("otelgate stopped")

@@ -1,12 +1,23 @@
-"""The ingest path shared by the OTLP receivers: validate, count, route, answer.
+"""The ingest path shared by the OTLP receivers: decode, validate, count, route, answer.
 
 Transport-specific code (HTTP bodies, gRPC contexts) stays in the receivers; what happens to a
-decoded request, and which response or refusal the client gets, is decided here once.
+request body, and which response or refusal the client gets, is decided here once.
+
+A body up to :data:`~gateway.split.PIECE_BYTES` is decoded and processed at once on the event
+loop, the fast path. A larger one is split on the wire into pieces of that size, which are
+decoded and validated in a worker thread (so the loop keeps serving every listener meanwhile)
+and then processed one by one, yielding to the loop between pieces. Either way the request is
+decoded in full before anything of it is accepted, so a request is delivered whole or refused
+whole: room in every queue is checked for all its pieces first.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
@@ -15,12 +26,21 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gateway.batch import Batch, ExportRequest, Signal
-from gateway.errors import BadRequestError, NoPipelineError, RefusedError
+from gateway.admission import Admission
+from gateway.batch import Batch, ExportRequest, Signal, count_items
+from gateway.errors import BadRequestError, NoPipelineError, RefusedError, TooLargeError
 from gateway.observers import Observer, notify
+from gateway.otlp_json import decode_json
 from gateway.pipeline import Router
 from gateway.selfmetrics import GatewayMetrics
-from gateway.validation import validate
+from gateway.split import PIECE_BYTES, split_request
+from gateway.validation import Rejection, validate
+from gateway.wire import WireError
+
+Encoding = Literal["protobuf", "json"]
+# Large requests are decoded here, two at a time: enough to keep a core busy while the loop
+# serves the other; a third waits (its body is already counted by the in-flight budget).
+_DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otelgate-decode")
 
 ExportResponse = (
     ExportTraceServiceResponse | ExportMetricsServiceResponse | ExportLogsServiceResponse
@@ -33,6 +53,44 @@ def decode_protobuf(signal: Signal, body: bytes) -> ExportRequest:
         return signal.request_type.FromString(body)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise BadRequestError(f"cannot decode OTLP {signal} protobuf: {exc}") from exc
+
+
+def decode(signal: Signal, body: bytes, encoding: Encoding) -> ExportRequest:
+    """Decode an OTLP request body of either encoding, or raise :class:`BadRequestError`."""
+    if encoding == "protobuf":
+        return decode_protobuf(signal, body)
+    try:
+        return decode_json(signal, body)
+    except ValueError as exc:
+        raise BadRequestError(f"cannot decode OTLP/JSON {signal}: {exc}") from exc
+
+
+@dataclass(slots=True)
+class Piece:
+    """One decoded and validated piece of a large request."""
+
+    request: ExportRequest
+    encoded: bytes | None  # its bytes, while validation left it unchanged
+    nbytes: int
+    items: int
+    rejection: Rejection
+
+
+def decode_pieces(signal: Signal, body: bytes, encoding: Encoding) -> list[Piece]:
+    """A large request decoded and validated in pieces (runs in a worker thread)."""
+    if encoding == "json":  # JSON is converted whole (its depth and shape checked), then cut
+        body = decode(signal, body, "json").SerializeToString()
+    try:
+        parts = split_request(signal, body)
+    except WireError as exc:
+        raise BadRequestError(f"cannot decode OTLP {signal} protobuf: {exc}") from exc
+    pieces = []
+    for part in parts:
+        request = decode_protobuf(signal, part)
+        rejection = validate(signal, request)
+        encoded = None if rejection.changed else part
+        pieces.append(Piece(request, encoded, len(part), count_items(signal, request), rejection))
+    return pieces
 
 
 def build_response(signal: Signal, rejected: int, message: str) -> ExportResponse:
@@ -65,14 +123,74 @@ class Ingest:
         routers: Mapping[Signal, Router],
         metrics: GatewayMetrics,
         observers: Sequence[Observer] = (),
+        admission: Admission | None = None,
     ) -> None:
         self.transport = transport
         self.routers = dict(routers)
         self.metrics = metrics
+        # Shared by every receiver of the gateway; a receiver on its own gets one without limits.
+        self.admission = admission or Admission(
+            metrics, max_inflight_bytes=2**62, max_loop_delay=0.0
+        )
         self.observers = observers  # shared with the gateway: observers added later count
 
     def has_pipeline(self, signal: Signal) -> bool:
         return signal in self.routers
+
+    def router(self, signal: Signal) -> Router:
+        """The router of ``signal``, or :class:`NoPipelineError` (counted)."""
+        router = self.routers.get(signal)
+        if router is None:
+            error = NoPipelineError(f"no {signal} pipeline uses this receiver")
+            self.refuse(signal, error.reason)
+            raise error
+        return router
+
+    async def receive(self, signal: Signal, body: bytes, encoding: Encoding) -> ExportResponse:
+        """Decode, validate and route one request body (see the module docstring).
+
+        Raises :class:`RefusedError` to refuse it whole; refusals are counted here.
+        """
+        router = self.router(signal)
+        try:
+            if len(body) <= PIECE_BYTES:
+                request = decode(signal, body, encoding)
+                raw = body if encoding == "protobuf" else None
+                return await self.export(signal, request, raw, len(body))
+            loop = asyncio.get_running_loop()
+            pieces = await loop.run_in_executor(_DECODER, decode_pieces, signal, body, encoding)
+        except (BadRequestError, TooLargeError) as exc:  # undecodable: nothing was counted
+            self.refuse(signal, exc.reason)
+            raise
+        return await self._export_pieces(signal, router, pieces)
+
+    async def _export_pieces(
+        self, signal: Signal, router: Router, pieces: list[Piece]
+    ) -> ExportResponse:
+        rejection = Rejection()
+        for piece in pieces:
+            rejection.merge(piece.rejection)
+        self.refuse(signal, "invalid", rejection.count)
+        items = sum(p.items for p in pieces)
+        try:
+            router.check_room(items, sum(p.nbytes for p in pieces))
+        except RefusedError as exc:
+            self.refuse(signal, exc.reason, items)
+            raise
+        accepted = self.metrics.receiver_accepted.labels(signal.value, self.transport)
+        for index, piece in enumerate(pieces):
+            if not piece.items:
+                continue
+            batch = Batch(signal, piece.request, piece.items, piece.encoded, piece.nbytes)
+            try:
+                await router.consume(batch, checked=True)
+            except RefusedError as exc:  # shutting down, or a spool that cannot write
+                self.refuse(signal, exc.reason, sum(p.items for p in pieces[index:]))
+                raise
+            accepted.inc(piece.items)
+            notify(self.observers, batch)
+            await asyncio.sleep(0)  # let the loop serve others between pieces
+        return build_response(signal, rejection.count, rejection.message)
 
     def refuse(self, signal: Signal, reason: str, items: int | None = None) -> None:
         """Count a refusal: its items when known (zero counts nothing), else the request."""
@@ -84,17 +202,18 @@ class Ingest:
             counter.labels(signal.value, self.transport, reason).inc(items)
 
     async def export(
-        self, signal: Signal, request: ExportRequest, encoded: bytes | None
+        self,
+        signal: Signal,
+        request: ExportRequest,
+        encoded: bytes | None,
+        nbytes: int | None = None,
     ) -> ExportResponse:
-        """Validate and route one request. Raises :class:`RefusedError` to refuse it whole."""
-        router = self.routers.get(signal)
-        if router is None:
-            error = NoPipelineError(f"no {signal} pipeline uses this receiver")
-            self.refuse(signal, error.reason)
-            raise error
+        """Validate and route one decoded request (``nbytes``: the size it arrived with).
+        Raises :class:`RefusedError` to refuse it whole."""
+        router = self.router(signal)
         rejection = validate(signal, request)
         # Keep the received bytes only if validation removed nothing: then they still match.
-        batch = Batch.from_request(signal, request)
+        batch = Batch.from_request(signal, request, nbytes)
         if not rejection.changed:
             batch.encoded = encoded
         self.refuse(signal, "invalid", rejection.count)

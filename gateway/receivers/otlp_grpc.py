@@ -16,7 +16,7 @@ import grpc
 
 from gateway.batch import Signal
 from gateway.errors import RefusedError
-from gateway.receivers.ingest import Ingest, decode_protobuf
+from gateway.receivers.ingest import Ingest
 from gateway.receivers.status import refusal_status
 
 log = logging.getLogger("otelgate.receiver.grpc")
@@ -43,14 +43,18 @@ class OtlpGrpcReceiver:
     def _handler(self, signal: Signal) -> Handler:
         async def export(body: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             try:
-                request = decode_protobuf(signal, body)
+                self.ingest.router(signal)
+                ticket = self.ingest.admission.admit(len(body))
             except RefusedError as exc:
-                self.ingest.refuse(signal, exc.reason)
+                if exc.reason != "no_pipeline":  # router() counted that one
+                    self.ingest.refuse(signal, exc.reason)
                 await self._abort(context, exc)
             try:
-                response = await self.ingest.export(signal, request, body)
-            except RefusedError as exc:
+                response = await self.ingest.receive(signal, body, "protobuf")
+            except RefusedError as exc:  # ingest counted it
                 await self._abort(context, exc)
+            finally:
+                ticket.release()
             return response.SerializeToString()
 
         return export

@@ -1,15 +1,17 @@
 """OTLP/HTTP receiver: ``POST /v1/traces|metrics|logs`` on FastAPI, served by uvicorn.
 
 Protobuf and JSON share the port, routed by Content-Type, and every answer uses the
-request's encoding. Bodies are read incrementally so an oversized body is refused (413)
-without being held in memory, and gzip is inflated with a hard cap so a gzip bomb is refused
-too. Refusals the client should retry are 429/503 with ``Retry-After``; never 500.
+request's encoding. Each request holds its bytes against the gateway's in-flight budget
+(:mod:`gateway.admission`) from its first byte to its answer. Bodies are read incrementally so
+an oversized body is refused (413) without being held in memory, and compressed bodies are
+inflated with a hard cap (:mod:`gateway.compression`), so a bomb is refused too. Refusals the
+client should retry are 429/503 with ``Retry-After``; never 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import zlib
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
@@ -17,45 +19,40 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.batch import ExportRequest, Signal
-from gateway.errors import BadRequestError, RefusedError, TooLargeError, UnsupportedMediaTypeError
-from gateway.otlp_json import decode_json, encode_json
-from gateway.receivers.ingest import Ingest, decode_protobuf
+from gateway.admission import Ticket
+from gateway.batch import Signal
+from gateway.compression import decompress
+from gateway.errors import RefusedError, TooLargeError, UnsupportedMediaTypeError
+from gateway.otlp_json import encode_json
+from gateway.receivers.ingest import Ingest
 from gateway.receivers.status import refusal_status, retry_after_header
 
 log = logging.getLogger("otelgate.receiver.http")
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+# Compressed bodies larger than this are inflated in a worker thread, off the event loop.
+INFLATE_OFF_LOOP_BYTES = 64 * 1024
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing with 413 as soon as it is known to exceed ``limit``."""
+async def read_body(request: Request, limit: int, ticket: Ticket) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed ``limit``; the
+    bytes are held on ``ticket`` as they arrive (a declared length is held up front)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"request body of {declared} bytes exceeds the limit of {limit}")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise TooLargeError(f"request body of {declared} bytes exceeds the limit of {limit}")
+        ticket.grow(int(declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise TooLargeError(f"request body exceeds the limit of {limit} bytes")
+        if size > ticket.nbytes:
+            ticket.grow(size - ticket.nbytes)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def gunzip(body: bytes, limit: int) -> bytes:
-    """Inflate a gzip body, refusing (413) once the output would exceed ``limit`` bytes."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequestError(f"invalid gzip body: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise TooLargeError(f"decompressed body exceeds the limit of {limit} bytes")
-    if not inflater.eof:
-        raise BadRequestError("invalid gzip body: truncated")
-    return out
 
 
 def media_type(request: Request) -> str | None:
@@ -111,7 +108,7 @@ class OtlpHttpReceiver:
         return export
 
     async def handle(self, signal: Signal, request: Request) -> Response:
-        """Decode, ingest and answer one export request."""
+        """Admit, read, decompress, ingest and answer one export request."""
         kind = media_type(request)
         try:
             if kind is None:
@@ -119,35 +116,49 @@ class OtlpHttpReceiver:
                     f"unsupported Content-Type {request.headers.get('content-type')!r}; "
                     f"use {PROTOBUF} or {JSON}"
                 )
-            message, raw = await self._decode(signal, request, kind)
+            self.ingest.router(signal)  # no pipeline: refused before the body is read
+            ticket = self.ingest.admission.admit()
+        except RefusedError as exc:  # refused before ingest: counted per request
+            if exc.reason != "no_pipeline":  # router() counted that one
+                self.ingest.refuse(signal, exc.reason)
+            return self._refusal(exc, kind or JSON)
+        try:
+            return await self._admitted(signal, request, kind, ticket)
+        finally:
+            ticket.release()
+
+    async def _admitted(
+        self, signal: Signal, request: Request, kind: str, ticket: Ticket
+    ) -> Response:
+        try:
+            body = await self._body(request, ticket)
         except RefusedError as exc:  # refused before ingest: counted per request
             self.ingest.refuse(signal, exc.reason)
-            return self._refusal(exc, kind or JSON)
+            return self._refusal(exc, kind)
         except ClientDisconnect:
             self.ingest.refuse(signal, "client_disconnect")
             return Response(status_code=400)
         try:
-            response = await self.ingest.export(signal, message, raw)
-        except RefusedError as exc:  # ingest counted it, with its items
+            response = await self.ingest.receive(
+                signal, body, "json" if kind == JSON else "protobuf"
+            )
+        except RefusedError as exc:  # ingest counted it
             return self._refusal(exc, kind)
         return Response(_encode(response, kind), media_type=kind)
 
-    async def _decode(
-        self, signal: Signal, request: Request, kind: str
-    ) -> tuple[ExportRequest, bytes | None]:
-        """The decoded request, plus its protobuf bytes when they can be forwarded as-is."""
-        body = await read_body(request, self.max_body_size)
-        encoding = request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding == "gzip":
-            body = gunzip(body, self.max_decompressed_size)
-        elif encoding not in ("identity", ""):
-            raise UnsupportedMediaTypeError(f"unsupported Content-Encoding {encoding!r}")
-        if kind == PROTOBUF:
-            return decode_protobuf(signal, body), body
-        try:
-            return decode_json(signal, body), None
-        except ValueError as exc:
-            raise BadRequestError(f"cannot decode OTLP/JSON {signal}: {exc}") from exc
+    async def _body(self, request: Request, ticket: Ticket) -> bytes:
+        """The body, read and decompressed within the limits, held on ``ticket``."""
+        body = await read_body(request, self.max_body_size, ticket)
+        encoding = request.headers.get("content-encoding")
+        if encoding is None or encoding.strip().lower() in ("", "identity"):
+            return body
+        limit = self.max_decompressed_size
+        if len(body) > INFLATE_OFF_LOOP_BYTES:
+            body = await asyncio.to_thread(decompress, body, encoding, limit)
+        else:
+            body = decompress(body, encoding, limit)
+        ticket.grow(len(body))
+        return body
 
     def _refusal(self, error: RefusedError, kind: str) -> Response:
         if error.http_status >= 500 and error.retry_after is None:

@@ -162,7 +162,7 @@ async def test_full_queue_refuses_by_default_and_keeps_what_it_took() -> None:
     assert queue.full
     with pytest.raises(BackpressureError):
         queue.offer(traces_batch(1))
-    assert queue.would_refuse(traces_batch(1))
+    assert queue.would_refuse(1, traces_batch(1).nbytes)
     exporter.gate.set()
     await drain(queue)
     assert sum(b.items for b in exporter.delivered) == 5
@@ -177,7 +177,7 @@ async def test_full_queue_drops_and_counts_with_drop_policy() -> None:
     queue, registry = make_queue(exporter, capacity=4, num_consumers=1, on_full="drop")
     await queue.start()
     assert queue.offer(traces_batch(4))
-    assert not queue.would_refuse(traces_batch(1))
+    assert not queue.would_refuse(1, traces_batch(1).nbytes)
     assert queue.offer(traces_batch(3)) is False
     labels = {"exporter": "test", "signal": "traces"}
     assert sample(registry, "otelgate_exporter_dropped_items_total", **labels) == 3

@@ -273,10 +273,10 @@ async def test_full_spool_refuses_or_drops(tmp_path: Path) -> None:
         await queue.start()
         for _ in range(3):
             assert await queue.put(big_logs_batch(10_000))
-    assert refusing.would_refuse(one) and refusing.full
+    assert refusing.would_refuse(one.items, one.nbytes) and refusing.full
     with pytest.raises(BackpressureError, match="bytes spooled on disk"):
         await refusing.put(one)
-    assert not dropping.would_refuse(one)
+    assert not dropping.would_refuse(one.items, one.nbytes)
     assert await dropping.put(one) is False
     assert sample(registry, "otelgate_exporter_dropped_items_total", exporter="disk",
                   signal="logs") == one.items  # fmt: skip

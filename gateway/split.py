@@ -1,0 +1,82 @@
+"""Splitting a large encoded OTLP request into smaller requests with the same items.
+
+A request of tens of MiB decoded in one go holds the GIL (upb decodes in C) and then the event
+loop (per-item processing) for seconds, and a request of millions of empty messages expands
+thirty-fold in memory when decoded. Large requests are therefore cut on the wire into pieces of
+at most :data:`PIECE_BYTES`, each an ``Export*ServiceRequest`` of its own, decoded and processed
+one after another.
+
+The cut follows the nesting of the three requests: resource groups, then scope groups, then
+items (spans, log records, metrics, then a metric's data points). A group that does not fit in
+a piece is split into several copies of itself, each with its own header (resource, scope,
+metric name and type) and a share of its children; an item bigger than a piece stays whole.
+Only the groups that are too large are walked, so a request of a few large resource groups
+costs a handful of tag reads per group. The pieces hold exactly the original items, in order.
+"""
+
+from __future__ import annotations
+
+from gateway.batch import Signal
+from gateway.wire import encode_varint, fields
+
+PIECE_BYTES = 512 * 1024
+"""Requests up to this size are decoded at once; larger ones are split into pieces this size."""
+
+_LEN = 2
+_GROUPS = frozenset({1})  # Export*ServiceRequest.resource_* ; a data kind's data_points
+_SCOPES = frozenset({2})  # Resource*.scope_* ; Scope*.spans / log_records / metrics
+_DATA_KINDS = frozenset({5, 7, 9, 10, 11})  # Metric.gauge, sum, histogram, exp. histogram, summary
+_LEVELS: dict[Signal, tuple[frozenset[int], ...]] = {
+    Signal.TRACES: (_GROUPS, _SCOPES, _SCOPES),
+    Signal.LOGS: (_GROUPS, _SCOPES, _SCOPES),
+    Signal.METRICS: (_GROUPS, _SCOPES, _SCOPES, _DATA_KINDS, _GROUPS),
+}
+
+
+def split_request(signal: Signal, body: bytes, limit: int = PIECE_BYTES) -> list[bytes]:
+    """Encoded requests of about ``limit`` bytes at most that together hold the items of the
+    encoded request ``body``; ``[body]`` when it is no larger than ``limit``.
+
+    Raises :class:`~gateway.wire.WireError` if the framing of the parts it walks is malformed.
+    """
+    if len(body) <= limit:
+        return [body]
+    return _split(memoryview(body), _LEVELS[signal], limit)
+
+
+def _frame(number: int, payload: bytes) -> bytes:
+    return encode_varint(number << 3 | _LEN) + encode_varint(len(payload)) + payload
+
+
+def _split(data: memoryview, levels: tuple[frozenset[int], ...], limit: int) -> list[bytes]:
+    """Messages of the type of ``data``, each with its other fields and a share of its
+    children (the fields numbered ``levels[0]``), together holding every child once."""
+    children = []
+    head_parts = []
+    for number, start, payload, end in fields(data):
+        if number in levels[0]:
+            children.append((number, start, payload, end))
+        else:
+            head_parts.append(data[start:end])
+    head = b"".join(head_parts)
+    room = max(limit - len(head), 1)
+    out: list[bytes] = []
+    group: list[memoryview] = []
+    size = 0
+    for number, start, payload, end in children:
+        if end - start > room and len(levels) > 1:
+            if group:
+                out.append(head + b"".join(group))
+                group, size = [], 0
+            # A few bytes of room go to the child's own tag and length.
+            for part in _split(data[payload:end], levels[1:], max(room - 16, 1)):
+                out.append(head + _frame(number, part))
+            continue
+        if group and size + (end - start) > room:
+            out.append(head + b"".join(group))
+            group, size = [], 0
+        group.append(data[start:end])
+        size += end - start
+    if group or not out:
+        out.append(head + b"".join(group))
+    return out
