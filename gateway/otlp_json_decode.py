@@ -12,8 +12,8 @@ The rules are the protobuf JSON mapping with OTLP's differences
 and ``parentSpanId`` are hex, not base64; enums may be integers or names; 64-bit integers may
 be strings or numbers; unknown keys are ignored; ``null`` means the default.
 
-Hostile input is bounded. Messages may nest at most :data:`MAX_DEPTH` levels (the root is level
-1), the limit protobuf's decoders apply to the binary encoding: a JSON request is accepted only
+Hostile input is bounded. Messages may nest at most :data:`MAX_DEPTH` levels below the request,
+the limit protobuf's decoders apply to the binary encoding: a JSON request is accepted only
 if its protobuf encoding can be read back. Plans exist per (message type, depth), so the depth
 costs nothing per value; past the limit the converter refuses. The error path is linear in the
 input: the failing element of an array is found by identity, never by converting it again.
@@ -43,8 +43,9 @@ _INTEGER_TYPES = frozenset({
 _FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 MAX_DEPTH = 100
-"""Message nesting protobuf's decoders accept (upb, the C++ and Java runtimes): 31 levels of
-``kvlistValue`` or 47 of ``arrayValue`` inside a span attribute."""
+"""Levels of messages below the request that protobuf's decoders accept (upb, the C++ and Java
+runtimes): 31 levels of ``kvlistValue`` or 47 of ``arrayValue`` inside a span attribute, one
+more of ``arrayValue`` in a log record's body."""
 
 Convert = Callable[[Any], Any]
 
@@ -239,7 +240,7 @@ _PLANS: dict[tuple[str, int], _Plan] = {}
 def parse(doc: dict[str, Any], message_type: type[Message]) -> Message:
     """The message of ``message_type`` from its OTLP/JSON object; :class:`JsonShapeError`
     (a ValueError) names the path of the first value that does not fit."""
-    plan = _plan(message_type.DESCRIPTOR, _PLANS, 1)
+    plan = _plan(message_type.DESCRIPTOR, _PLANS, 0)
     kwargs = plan.convert(doc)
     try:
         return message_type(**kwargs)
@@ -251,4 +252,4 @@ def prepare(message_types: list[type[Message]]) -> None:
     """Build the plans of ``message_types`` now (at import), not during a request: decoding
     may run in worker threads, which then only read the plans."""
     for message_type in message_types:
-        _plan(message_type.DESCRIPTOR, _PLANS, 1)
+        _plan(message_type.DESCRIPTOR, _PLANS, 0)

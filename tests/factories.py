@@ -79,8 +79,9 @@ def metrics_request(points: int = 2, service: str = "checkout") -> ExportMetrics
     return request
 
 
-def traces_batch(n: int = 3) -> Batch:
-    return Batch.from_request(Signal.TRACES, traces_request(n))
+def traces_batch(n: int = 3, nbytes: int | None = None) -> Batch:
+    """``n`` spans; ``nbytes`` the size the batch counts as having arrived with."""
+    return Batch.from_request(Signal.TRACES, traces_request(n), nbytes)
 
 
 def logs_batch(n: int = 2) -> Batch:

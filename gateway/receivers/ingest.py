@@ -3,12 +3,14 @@
 Transport-specific code (HTTP bodies, gRPC contexts) stays in the receivers; what happens to a
 request body, and which response or refusal the client gets, is decided here once.
 
-A body up to :data:`~gateway.split.PIECE_BYTES` is decoded and processed at once on the event
-loop, the fast path. A larger one is split on the wire into pieces of that size, which are
-decoded and validated in a worker thread (so the loop keeps serving every listener meanwhile)
-and then processed one by one, yielding to the loop between pieces. Either way the request is
-decoded in full before anything of it is accepted, so a request is delivered whole or refused
-whole: room in every queue is checked for all its pieces first.
+A body of at most :data:`FAST_PATH_BYTES` holding at most :data:`FAST_PATH_ENTRIES` entries
+(groups and items; counted without a loop over them when there are more) is processed at once
+on the event loop, the fast path. Any other is split on the wire into pieces of at most
+:data:`~gateway.split.PIECE_BYTES`, which are decoded and validated in a worker thread (so the
+loop keeps serving every listener meanwhile) and then processed one by one, yielding to the
+loop between pieces: no request holds the loop for more than one piece's worth of work.
+Either way the request is decoded in full before anything of it is accepted, so a request is
+delivered whole or refused whole: room in every queue is checked for all its pieces first.
 """
 
 from __future__ import annotations
@@ -27,17 +29,19 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from gateway.admission import Admission
-from gateway.batch import Batch, ExportRequest, Signal, count_items
+from gateway.batch import Batch, ExportRequest, Signal, census, count_items
 from gateway.errors import BadRequestError, NoPipelineError, RefusedError, TooLargeError
 from gateway.observers import Observer, notify
 from gateway.otlp_json import decode_json
 from gateway.pipeline import Router
 from gateway.selfmetrics import GatewayMetrics
-from gateway.split import PIECE_BYTES, split_request
+from gateway.split import split_request
 from gateway.validation import Rejection, validate
 from gateway.wire import WireError
 
 Encoding = Literal["protobuf", "json"]
+FAST_PATH_BYTES = 1024 * 1024
+FAST_PATH_ENTRIES = 10_000
 # Large requests are decoded here, two at a time: enough to keep a core busy while the loop
 # serves the other; a third waits (its body is already counted by the in-flight budget).
 _DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otelgate-decode")
@@ -153,10 +157,13 @@ class Ingest:
         """
         router = self.router(signal)
         try:
-            if len(body) <= PIECE_BYTES:
+            if len(body) <= FAST_PATH_BYTES:
                 request = decode(signal, body, encoding)
-                raw = body if encoding == "protobuf" else None
-                return await self.export(signal, request, raw, len(body))
+                items = census(signal, request, FAST_PATH_ENTRIES)
+                if items is not None:
+                    raw = body if encoding == "protobuf" else None
+                    return await self.export(signal, request, raw, len(body), items)
+                del request  # too many entries for the loop: decoded again, in pieces
             loop = asyncio.get_running_loop()
             pieces = await loop.run_in_executor(_DECODER, decode_pieces, signal, body, encoding)
         except (BadRequestError, TooLargeError) as exc:  # undecodable: nothing was counted
@@ -207,13 +214,19 @@ class Ingest:
         request: ExportRequest,
         encoded: bytes | None,
         nbytes: int | None = None,
+        items: int | None = None,
     ) -> ExportResponse:
-        """Validate and route one decoded request (``nbytes``: the size it arrived with).
-        Raises :class:`RefusedError` to refuse it whole."""
+        """Validate and route one decoded request (``nbytes``: the size it arrived with;
+        ``items``: its items before validation, if counted). Raises :class:`RefusedError` to
+        refuse it whole."""
         router = self.router(signal)
         rejection = validate(signal, request)
+        # Validation removes exactly the items it rejects (and item-less groups).
+        if items is None:
+            batch = Batch.from_request(signal, request, nbytes)
+        else:
+            batch = Batch(signal, request, items - rejection.count, None, nbytes)
         # Keep the received bytes only if validation removed nothing: then they still match.
-        batch = Batch.from_request(signal, request, nbytes)
         if not rejection.changed:
             batch.encoded = encoded
         self.refuse(signal, "invalid", rejection.count)

@@ -218,3 +218,23 @@ async def test_shutdown_counts_undelivered_items_as_dropped() -> None:
     labels = {"exporter": "test", "signal": "traces"}
     assert sample(registry, "otelgate_exporter_dropped_items_total", **labels) == 5
     assert sample(registry, "otelgate_exporter_queue_size", exporter="test") == 0
+
+
+async def test_queue_is_bounded_in_bytes_as_well_as_items() -> None:
+    """Issue 9, finding 4: 400 one-span requests of 4 MiB filled a queue sized only in items."""
+    exporter = ScriptedExporter()
+    exporter.gate.clear()  # the backend hangs
+    queue, registry = make_queue(exporter, capacity=100_000, max_bytes=10_000, num_consumers=1)
+    await queue.start()
+    assert queue.offer(traces_batch(1, nbytes=6_000))  # an empty queue takes any one batch
+    with pytest.raises(BackpressureError, match="bytes"):
+        queue.offer(traces_batch(1, nbytes=6_000))
+    assert queue.full is False and queue.usage == "1/100000 items, 6000/10000 bytes"
+    assert queue.offer(traces_batch(1, nbytes=4_000))
+    assert queue.full
+    assert sample(registry, "otelgate_exporter_queue_bytes", exporter="test") == 10_000
+    assert sample(registry, "otelgate_exporter_queue_capacity_bytes", exporter="test") == 10_000
+    exporter.gate.set()
+    await drain(queue)
+    assert sample(registry, "otelgate_exporter_queue_bytes", exporter="test") == 0
+    await queue.shutdown(1)

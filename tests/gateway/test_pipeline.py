@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry
 from exporters.base import ExporterBase
 from exporters.queue import ExporterQueue
 from gateway.batch import Batch, Signal
-from gateway.errors import BackpressureError, NoPipelineError
+from gateway.errors import BackpressureError, NoPipelineError, NotReadyError
 from gateway.pipeline import Pipeline, Router
 from gateway.processors.resource import AttributeAction, ResourceProcessor
 from gateway.selfmetrics import GatewayMetrics
@@ -85,3 +85,20 @@ def test_resource_actions():
     assert set(values) == {"team", "replicas"}
     assert values["team"].string_value == "core"
     assert values["replicas"].int_value == 3
+
+
+async def test_a_batch_larger_than_the_room_left_is_backpressure_not_shutdown():
+    """Issue 10, finding 8: a batch bigger than the room left was refused as "shutting down"
+    (503, not_ready) while the gateway was ready; it is backpressure (429)."""
+    metrics = GatewayMetrics(CollectorRegistry())
+    q = queue("q", metrics, capacity=10)
+    router = Router(Signal.TRACES, [Pipeline("traces", Signal.TRACES, [], [q])])
+    await router.consume(traces_batch(6))
+    assert not q.full
+    with pytest.raises(BackpressureError) as info:
+        await router.consume(traces_batch(6))
+    assert info.value.reason == "backpressure" and info.value.http_status == 429
+    assert "no room for 6 item(s)" in str(info.value)
+    q._closed = True
+    with pytest.raises(NotReadyError):
+        await router.consume(traces_batch(1))
