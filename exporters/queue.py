@@ -36,7 +36,7 @@ from exporters.merging import MergeGroup, MergeLimits
 from exporters.retry import RetryPolicy
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from exporters.spool_files import OVERHEAD
-from gateway.batch import Batch
+from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
@@ -110,9 +110,8 @@ class ExporterQueue:
             self._spool_gauge = metrics.exporter_spool_bytes.labels(name)
             quarantined = metrics.exporter_spool_quarantined.labels(name)
             spool.on_quarantine = lambda _path: quarantined.inc()
-            spool.on_lost = lambda signal, items: metrics.exporter_dropped.labels(
-                name, signal.value
-            ).inc(items)
+            spool.on_lost = self._lost
+            spool.on_unreadable = self._unreadable
 
     @property
     def size(self) -> int:
@@ -124,6 +123,12 @@ class ExporterQueue:
         if self.spool is not None:
             return not self.spool.has_room(1)
         return self._items >= self.capacity or self._bytes >= self.max_bytes
+
+    @property
+    def problem(self) -> str | None:
+        """Why the queue cannot take data now though it has room (its disk spool cannot
+        write), or None."""
+        return None if self.spool is None else self.spool.problem
 
     @property
     def usage(self) -> str:
@@ -170,8 +175,10 @@ class ExporterQueue:
 
     def would_refuse(self, items: int, nbytes: int) -> bool:
         """True when :meth:`offer` would raise for a batch of this size (checked before any
-        fan-out)."""
-        return self._closed or (self.on_full == "refuse" and not self.has_room(items, nbytes))
+        fan-out), or when the disk spool cannot write."""
+        if self._closed or self.problem is not None:
+            return True
+        return self.on_full == "refuse" and not self.has_room(items, nbytes)
 
     def has_room(self, items: int, nbytes: int) -> bool:
         """Whether a batch of ``items`` and ``nbytes`` fits now."""
@@ -367,6 +374,17 @@ class ExporterQueue:
         self._note_error("failed", why)
         self._metrics.exporter_failed.labels(self.name, batch.signal.value).inc(batch.items)
         log.error("exporter %s: %d %s failed: %s", self.name, batch.items, batch.signal, why)
+
+    def _unreadable(self, signal: Signal, items: int, why: str) -> None:
+        """A spooled record cannot be decoded: it can never be sent (the spool logged it)."""
+        self._note_error("failed", why)
+        self._metrics.exporter_failed.labels(self.name, signal.value).inc(items)
+        self._spool_changed()
+
+    def _lost(self, signal: Signal, items: int) -> None:
+        """Spooled items were in damaged bytes (the spool logged it)."""
+        self._metrics.exporter_dropped.labels(self.name, signal.value).inc(items)
+        self._spool_changed()
 
     async def shutdown(self, timeout: float) -> None:
         """Stop accepting, deliver what is queued within ``timeout`` s, then stop.

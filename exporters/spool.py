@@ -1,18 +1,22 @@
 """A durable disk spool behind an exporter's queue (``sending_queue.storage: disk``).
 
-The files and their format are described in :mod:`exporters.spool_files`. Appends that arrive in
-the same event-loop moment share one write and one fdatasync (group commit), and a batch is
-acknowledged to its client only after that. All file I/O runs in worker threads, so the event
-loop never waits for the disk. Memory holds only the records being delivered and a few counters
-per segment: batches are read back from disk when it is their turn, in the spool's order. Acks
-are appended without fsync (a lost ack only means a duplicate: delivery is at-least-once), and a
-segment is deleted once it is sealed and read and acknowledged to the end.
+The files and their format are described in :mod:`exporters.spool_files`, the file work done in
+worker threads in :mod:`exporters.spool_io`. Appends that arrive in the same event-loop moment
+share one write and one fdatasync (group commit), and a batch is acknowledged to its client only
+after that. Memory holds only the records being delivered and a few counters per segment:
+batches are read back from disk when it is their turn, in the spool's order. Acks are appended
+without fsync (a lost ack only means a duplicate: delivery is at-least-once), and a segment is
+deleted once it is sealed and read and acknowledged to the end.
+
+When a write fails (a full disk, an I/O error) the spool closes the file, continues in a fresh
+segment and reports :attr:`Spool.problem` until a write succeeds (:mod:`exporters.spool_health`).
+Reading skips a record that checks out but cannot be decoded (counted as failed) and after
+damage resynchronises on the next intact record (the damaged records are counted as dropped).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -21,23 +25,27 @@ from pathlib import Path
 from urllib.parse import quote
 
 from exporters.spool_files import (
-    HEADER,
-    MAGIC,
     OVERHEAD,
-    PREFIX,
-    SIGNALS,
     DirectoryCheck,
     Recovery,
     Segment,
     SpoolLockedError,
-    check_payload,
-    encode_ack,
-    encode_head,
-    fsync_dir,
     lock_directory,
-    pwrite_all,
-    quarantine,
     segment_path,
+)
+from exporters.spool_health import WriteHealth
+from exporters.spool_io import (
+    Acked,
+    AckFiles,
+    Damaged,
+    HeldFile,
+    Outcome,
+    Pending,
+    Plan,
+    Record,
+    Unreadable,
+    read_record,
+    write_plan,
 )
 from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError
@@ -79,17 +87,6 @@ class SpoolEntry:
     offset: int
 
 
-@dataclass(slots=True)
-class _Pending:
-    signal: Signal
-    items: int
-    payload: bytes
-    future: asyncio.Future[None]
-
-
-_Plan = list[tuple[Segment, int, list[_Pending]]]
-
-
 class Spool:
     """Append-only segments of CRC-checked records with out-of-order acks (see module doc)."""
 
@@ -99,30 +96,34 @@ class Spool:
         *,
         max_bytes: int = 1024 * MIB,
         segment_bytes: int | None = None,
+        retry_interval: float = 1.0,
         on_lost: Callable[[Signal, int], None] | None = None,
+        on_unreadable: Callable[[Signal, int, str], None] | None = None,
         on_quarantine: Callable[[Path], None] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or min(64 * MIB, max(MIB // 16, max_bytes // 16))
         self.on_lost = on_lost  # (signal, items) lost to damage found while reading
+        self.on_unreadable = on_unreadable  # (signal, items, why) of a record that won't decode
         self.on_quarantine = on_quarantine  # a file was moved to quarantine/
+        self.health = WriteHealth(self.directory, retry_interval)
         self._segments: list[Segment] = []
         self._active: Segment | None = None
         self._next_id = 1
         self._bytes = 0
-        self._buffer: list[_Pending] = []
+        self._buffer: list[Pending] = []
         self._buffered = 0  # bytes accepted but not yet synced
         self._unread_records = self._unacked_records = self._unacked_items = 0
         self._readable = asyncio.Event()
         self._read_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self._io_task: asyncio.Task[None] | None = None
-        self._read_job: asyncio.Future[tuple[int | None, Batch | None]] | None = None
+        self._read_job: asyncio.Future[Outcome] | None = None
         self._io_ops: list[tuple[Segment, int]] = []
-        self._write_fd: tuple[Segment, int] | None = None  # owned by the flush thread
-        self._read_fd: tuple[Segment, int] | None = None  # owned by the reading thread
-        self._ack_fds: dict[int, int] = {}  # owned by the ack thread
+        self._writer = HeldFile(os.O_WRONLY | os.O_CREAT)  # used by the flush thread
+        self._reader = HeldFile(os.O_RDONLY)  # used by the reading thread
+        self._acks = AckFiles(self.directory, self._release)  # used by the ack thread
         self._lock_fd: int | None = None
         self._open = False
 
@@ -137,6 +138,16 @@ class Spool:
     def unacked_items(self) -> int:
         """Items spooled and not yet delivered (including the ones being delivered)."""
         return self._unacked_items
+
+    @property
+    def problem(self) -> str | None:
+        """Why the spool cannot write now (its data is refused), or None."""
+        return self.health.problem
+
+    @property
+    def problem_since(self) -> float | None:
+        """Since when :attr:`problem` is set (wall clock, seconds)."""
+        return self.health.since
 
     @property
     def idle(self) -> bool:
@@ -180,7 +191,7 @@ class Spool:
             raise RuntimeError(f"spool {self.directory} is not open")
         payload = batch.serialized()
         future = asyncio.get_running_loop().create_future()
-        self._buffer.append(_Pending(batch.signal, batch.items, payload, future))
+        self._buffer.append(Pending(batch.signal, batch.items, payload, future))
         self._buffered += OVERHEAD + len(payload)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_loop())
@@ -190,17 +201,18 @@ class Spool:
         try:
             while self._buffer:  # whatever arrived meanwhile forms the next group
                 group, self._buffer = self._buffer, []
+                size = sum(OVERHEAD + len(p.payload) for p in group)
                 plan = self._place(group)
                 try:
-                    await asyncio.to_thread(self._write, plan)
+                    await asyncio.to_thread(write_plan, self.directory, self._writer, plan)
                 except Exception as exc:
-                    log.error("spool %s: write failed: %s", self.directory, exc)
                     self._abort(plan)
+                    self.health.failed(exc, size)
                     outcome: BaseException | None = exc
                 else:
                     self._commit(plan)
                     outcome = None
-                self._buffered -= sum(OVERHEAD + len(p.payload) for p in group)
+                self._buffered -= size
                 for pending in group:
                     if pending.future.done():
                         continue
@@ -212,8 +224,8 @@ class Spool:
         finally:
             self._flusher = None
 
-    def _place(self, group: list[_Pending]) -> _Plan:
-        plan: _Plan = []
+    def _place(self, group: list[Pending]) -> Plan:
+        plan: Plan = []
         for pending in group:
             size = OVERHEAD + len(pending.payload)
             seg = self._active
@@ -231,31 +243,7 @@ class Spool:
             seg.planned += size
         return plan
 
-    def _write(self, plan: _Plan) -> None:
-        """In a thread: write each segment's part of the group, then fdatasync it."""
-        for seg, offset, records in plan:
-            created = False
-            if self._write_fd is None or self._write_fd[0] is not seg:
-                if self._write_fd is not None:
-                    os.close(self._write_fd[1])
-                    self._write_fd = None
-                fd = os.open(seg.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                self._write_fd, created = (seg, fd), True
-            fd = self._write_fd[1]
-            buffers: list[bytes] = []
-            for r in records:
-                buffers += (encode_head(r.signal, r.items, r.payload), r.payload)
-            try:
-                pwrite_all(fd, buffers, offset)
-                os.fdatasync(fd)
-                if created:
-                    fsync_dir(self.directory)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, offset)
-                raise
-
-    def _commit(self, plan: _Plan) -> None:
+    def _commit(self, plan: Plan) -> None:
         for seg, offset, records in plan:
             end = offset + sum(OVERHEAD + len(r.payload) for r in records)
             self._bytes += end - seg.size
@@ -269,13 +257,16 @@ class Spool:
             self._unacked_records += len(records)
             self._maybe_retire(seg)  # sealed meanwhile with everything already acknowledged
         self._readable.set()
+        self.health.succeeded()
 
-    def _abort(self, plan: _Plan) -> None:
+    def _abort(self, plan: Plan) -> None:
         """After a failed write: keep what was synced, continue in a fresh segment."""
         for seg, _, _ in plan:
             seg.planned = seg.size
         if self._active is not None:
             self._seal(self._active)
+        for seg, _, _ in plan:
+            self._maybe_retire(seg)
 
     def _seal(self, seg: Segment) -> None:
         seg.sealed = True
@@ -300,84 +291,85 @@ class Spool:
                     continue
                 pos, skip = seg.read_pos, seg.read_pos in seg.skip
                 job = self._read_job = asyncio.ensure_future(
-                    asyncio.to_thread(self._read, seg, pos, skip)
+                    asyncio.to_thread(read_record, self._reader, seg, pos, seg.size, skip)
                 )
-                end, batch = await asyncio.shield(job)
+                outcome = await asyncio.shield(job)
                 self._read_job = None
-                if end is None:
-                    self._damaged(seg, pos)
-                    continue
-                seg.read_pos = end
-                if batch is None:  # acknowledged before the restart
-                    seg.skip.discard(pos)
-                    self._maybe_retire(seg)
-                    continue
-                seg.unread_records -= 1
-                seg.unread[batch.signal] -= batch.items
-                self._unread_records -= 1
-                return SpoolEntry(batch, seg, pos)
+                if isinstance(outcome, Record):
+                    seg.read_pos = outcome.end
+                    self._take(seg, outcome.batch.signal, outcome.batch.items)
+                    self._maybe_retire(seg)  # a damaged segment counts its losses at the end
+                    return SpoolEntry(outcome.batch, seg, pos)
+                self._pass_over(seg, pos, outcome)
 
-    def _read(self, seg: Segment, pos: int, skip: bool) -> tuple[int | None, Batch | None]:
-        """In a thread: the record at ``pos`` (end offset and batch); ``(None, None)`` if bad."""
-        if self._read_fd is None or self._read_fd[0] is not seg:
-            if self._read_fd is not None:
-                os.close(self._read_fd[1])
-                self._read_fd = None
-            self._read_fd = (seg, os.open(seg.path, os.O_RDONLY | os.O_CLOEXEC))
-        fd = self._read_fd[1]
-        head = os.pread(fd, OVERHEAD, pos)
-        if len(head) < OVERHEAD:
-            return None, None
-        magic, length, _ = HEADER.unpack_from(head)
-        end = pos + HEADER.size + length
-        if magic != MAGIC or length < PREFIX.size or end > seg.size:
-            return None, None
-        if skip:
-            return end, None
-        payload = os.pread(fd, length - PREFIX.size, pos + OVERHEAD)
-        code, items = PREFIX.unpack_from(head, HEADER.size)
-        signal = SIGNALS.get(code)
-        if signal is None or not check_payload(head, payload):
-            return None, None
-        try:
-            request = signal.request_type.FromString(payload)
-        except Exception:
-            return None, None
-        return end, Batch(signal, request, items, payload)
+    def _take(self, seg: Segment, signal: Signal, items: int) -> None:
+        seg.unread_records -= 1
+        seg.unread[signal] = seg.unread.get(signal, 0) - items
+        self._unread_records -= 1
 
-    def _damaged(self, seg: Segment, pos: int) -> None:
-        """A record failed its check while reading: give up the rest of the segment."""
-        lost = dict(seg.unread)
+    def _pass_over(self, seg: Segment, pos: int, outcome: Outcome) -> None:
+        """Move past what is at ``pos`` that is not a batch to deliver."""
+        if isinstance(outcome, Acked):  # acknowledged before the restart
+            seg.read_pos = outcome.end
+            seg.skip.discard(pos)
+        elif isinstance(outcome, Unreadable):
+            seg.read_pos = outcome.end
+            self._take(seg, outcome.signal, outcome.items)
+            why = (
+                f"spool record at offset {pos} of {seg.path.name} cannot be decoded, "
+                f"skipped: {outcome.error}"
+            )
+            log.error("spool %s: %d %s failed: %s", self.directory, outcome.items,
+                      outcome.signal.value, why)  # fmt: skip
+            self._finish(seg, pos, outcome.items)
+            if self.on_unreadable is not None:
+                self.on_unreadable(outcome.signal, outcome.items, why)
+        elif isinstance(outcome, Damaged):
+            log.error(
+                "spool %s: %s is damaged at offset %d; skipping %d byte(s) to the next intact "
+                "record", self.directory, seg.path.name, pos, outcome.resume - pos,
+            )  # fmt: skip
+            seg.damaged = True  # quarantined once finished; no more appends to it
+            seg.read_pos = outcome.resume
+            self._seal(seg)
+        self._maybe_retire(seg)
+
+    def _lose_unread(self, seg: Segment) -> None:
+        """A damaged segment read to its end: the records never read were in damaged bytes."""
+        records = max(0, seg.unread_records)
+        lost = {signal: n for signal, n in seg.unread.items() if n > 0}
         log.error(
-            "spool %s: %s is damaged at offset %d; %d record(s) in it are lost (%s)",
-            self.directory, seg.path.name, pos, seg.unread_records,
-            ", ".join(f"{n} {s.value}" for s, n in lost.items() if n) or "no items",
+            "spool %s: %d record(s) in the damaged part of %s are lost (%s)",
+            self.directory, records, seg.path.name,
+            ", ".join(f"{n} {s.value}" for s, n in lost.items()) or "no items",
         )  # fmt: skip
-        seg.damaged = True
-        seg.acked += seg.unread_records
-        self._unread_records -= seg.unread_records
-        self._unacked_records -= seg.unread_records
+        seg.acked += records
+        self._unread_records -= records
+        self._unacked_records -= records
         self._unacked_items -= sum(lost.values())
-        seg.unread_records, seg.unread, seg.read_pos = 0, {}, seg.size
+        seg.unread_records, seg.unread = 0, {}
         for signal, items in lost.items():
-            if items and self.on_lost is not None:
+            if self.on_lost is not None:
                 self.on_lost(signal, items)
-        self._seal(seg)
 
     def ack(self, entry: SpoolEntry) -> None:
         """Record that ``entry`` was delivered (or failed for good): it will not be resent."""
-        seg = entry.segment
+        self._finish(entry.segment, entry.offset, entry.batch.items)
+
+    def _finish(self, seg: Segment, offset: int, items: int) -> None:
         seg.acked += 1
         self._unacked_records -= 1
-        self._unacked_items -= entry.batch.items
-        self._io_ops.append((seg, entry.offset))
+        self._unacked_items -= items
+        self._io_ops.append((seg, offset))
         self._maybe_retire(seg)
         self._kick_io()
 
     def _maybe_retire(self, seg: Segment) -> None:
         """Drop a sealed, fully read and acknowledged segment; its files go in the background."""
-        done = seg.acked == seg.records and seg.read_pos >= seg.size and seg.planned == seg.size
-        if seg.sealed and done and seg in self._segments:
+        read = seg.read_pos >= seg.size and seg.planned == seg.size
+        if seg.damaged and read and seg.unread_records:
+            self._lose_unread(seg)
+        if seg.sealed and read and seg.acked == seg.records and seg in self._segments:
             self._segments.remove(seg)
             self._bytes -= seg.size
             self._io_ops.append((seg, -1))
@@ -392,40 +384,25 @@ class Spool:
             while self._io_ops:
                 ops, self._io_ops = self._io_ops, []
                 try:
-                    await asyncio.to_thread(self._do_io, ops)
+                    await asyncio.to_thread(self._acks.apply, ops, self.on_quarantine)
                 except OSError as exc:  # a lost ack means a duplicate later, never a loss
                     log.warning("spool %s: cannot record acks: %s", self.directory, exc)
+                if any(offset < 0 and seg.size for seg, offset in ops):
+                    self.health.space_freed()
         finally:
             self._io_task = None
 
-    def _do_io(self, ops: list[tuple[Segment, int]]) -> None:
-        """In a thread: append acks (one write per segment), then delete finished segments."""
-        acks: dict[Segment, bytearray] = {}
-        retired = [seg for seg, offset in ops if offset < 0]
-        for seg, offset in ops:
-            if offset >= 0 and seg not in retired:
-                acks.setdefault(seg, bytearray()).extend(encode_ack(offset))
-        for seg, data in acks.items():
-            fd = self._ack_fds.get(seg.id)
-            if fd is None:
-                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-                fd = self._ack_fds[seg.id] = os.open(seg.ack_path, flags, 0o644)
-            os.write(fd, data)
-        for seg in retired:
-            if (fd := self._ack_fds.pop(seg.id, None)) is not None:
-                os.close(fd)
-            if seg.damaged and seg.path.exists():
-                moved = quarantine(self.directory, seg.path, on_quarantine=self.on_quarantine)
-                log.error("spool %s: damaged %s moved to %s", self.directory, seg.path.name, moved)
-                continue
-            seg.path.unlink(missing_ok=True)
-            seg.ack_path.unlink(missing_ok=True)
+    def _release(self, seg: Segment) -> None:
+        """In the ack thread: close the descriptors others hold on a finished segment."""
+        self._reader.release(seg)
+        self._writer.release(seg)
 
     # --- shutdown ----------------------------------------------------------------------------
 
     async def close(self) -> None:
         """Finish writes, acks and reads under way, sync the ack files and unlock."""
         self._open = False
+        await self.health.close()
         await self._settle()
         active = self._active  # delivered to the end: no need to keep it for the next start
         if active is not None and active.acked == active.records:
@@ -440,15 +417,9 @@ class Spool:
                 self._read_job = None
 
     def _close_files(self) -> None:
-        for fd in self._ack_fds.values():
-            with contextlib.suppress(OSError):
-                os.fsync(fd)
-            os.close(fd)
-        self._ack_fds.clear()
-        for held in (self._write_fd, self._read_fd):
-            if held is not None:
-                os.close(held[1])
-        self._write_fd = self._read_fd = None
+        self._acks.close()
+        self._writer.release()
+        self._reader.release()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None

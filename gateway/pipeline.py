@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 from exporters.queue import ExporterQueue
+from exporters.spool import SpoolWriteError
 from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NoPipelineError, NotReadyError
 from gateway.processors import Processor
@@ -41,6 +42,10 @@ class Pipeline:
             if queue.would_refuse(items, nbytes):
                 if queue.closed:
                     raise NotReadyError(f"pipeline {self.name} is shutting down", retry_after=5.0)
+                if queue.problem is not None:
+                    raise SpoolWriteError(
+                        f"pipeline {self.name}: exporter {queue.name}: {queue.problem}; retry later"
+                    )
                 raise BackpressureError(
                     f"pipeline {self.name}: exporter {queue.name} queue has no room for "
                     f"{items} item(s) of {nbytes} bytes ({queue.usage}); retry later"
@@ -48,8 +53,19 @@ class Pipeline:
 
     @property
     def accepting(self) -> bool:
-        """False when a ``refuse`` queue is full or closed (readiness reports this)."""
-        return not any(q.would_refuse(1, 1) for q in self.queues)
+        """False when a ``refuse`` queue is full or closed or a spool cannot write."""
+        return self.refusal() is None
+
+    def refusal(self) -> str | None:
+        """Why the pipeline cannot take data now (readiness reports it), or None."""
+        for queue in self.queues:
+            if queue.would_refuse(1, 1):
+                if queue.closed:
+                    return f"exporter {queue.name}: closed"
+                if queue.problem is not None:
+                    return f"exporter {queue.name}: {queue.problem}"
+                return f"exporter {queue.name}: queue full"
+        return None
 
     async def consume(self, batch: Batch) -> None:
         """Process and enqueue; call :meth:`check_room` first (the router does).

@@ -169,8 +169,8 @@ class Gateway:
         """Ready when running and every pipeline can take data."""
         if self.state != "running":
             return Readiness(False, self.state, [f"gateway is {self.state}"])
-        reasons = [f"pipeline {p.name} cannot accept data (queue full)" for p in self.pipelines
-                   if not p.accepting]  # fmt: skip
+        reasons = [f"pipeline {p.name} cannot accept data ({why})" for p in self.pipelines
+                   if (why := p.refusal()) is not None]  # fmt: skip
         if self.admission.shedding:
             reasons.append(
                 f"shedding load: event loop {self.admission.loop_delay:.2f}s behind "

@@ -114,6 +114,10 @@ class ExporterHealth(BaseModel):
     queue_fill_ratio: float
     spool_bytes: int | None = Field(description="Bytes in the disk spool (null: no spool).")
     spool_capacity_bytes: int | None = Field(description="The spool's limit (max_bytes).")
+    spool_error: str | None = Field(
+        default=None, description="Why the disk spool cannot write now (data is refused)."
+    )
+    spool_error_since: datetime | None = Field(default=None, description="Since when.")
 
 
 class PipelineHealth(BaseModel):
@@ -363,6 +367,8 @@ class HealthService:
                     queue_fill_ratio=e.queue_fill_ratio,
                     spool_bytes=e.spool_bytes,
                     spool_capacity_bytes=e.spool_capacity_bytes,
+                    spool_error=e.spool_problem,
+                    spool_error_since=_when(e.spool_problem_since),
                 )
                 for e in exporters
             ],

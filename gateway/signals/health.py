@@ -309,6 +309,8 @@ class ExporterReport:
     queue_capacity: int
     spool_bytes: int | None = None  # None: no disk spool
     spool_capacity_bytes: int | None = None
+    spool_problem: str | None = None  # why the disk spool cannot write now
+    spool_problem_since: float | None = None  # wall clock, seconds
 
     @property
     def queue_fill_ratio(self) -> float:
@@ -338,6 +340,8 @@ def exporter_report(queue: ExporterQueue) -> ExporterReport:
     """What ``/health`` says about one exporter queue."""
     status = queue.status
     spool_bytes, spool_capacity = _spool(queue)
+    problem = getattr(getattr(queue, "spool", None), "problem", None)
+    since = getattr(getattr(queue, "spool", None), "problem_since", None)
     return ExporterReport(
         name=queue.name,
         state=status.state,
@@ -348,6 +352,8 @@ def exporter_report(queue: ExporterQueue) -> ExporterReport:
         queue_capacity=queue.capacity,
         spool_bytes=spool_bytes,
         spool_capacity_bytes=spool_capacity,
+        spool_problem=problem if isinstance(problem, str) else None,
+        spool_problem_since=since if isinstance(since, float) else None,
     )
 
 

@@ -1,5 +1,7 @@
 """The disk spool with the real gateway process: kill -9 and restart lose nothing, damaged
-spool files are quarantined at start-up, and a long outage does not grow the gateway's memory.
+spool files are quarantined at start-up, a long outage does not grow the gateway's memory, and a
+full disk (a real 1 MiB tmpfs, where the machine allows mounting one) is refused with 503 and
+reported until space returns.
 
 Counts are printed (run pytest with -s to see them).
 """
@@ -8,14 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from gateway.batch import Signal
 from tests.e2e.conftest import forward_config
@@ -254,3 +260,92 @@ def test_long_outage_spools_to_disk_not_memory(start_gateway, tmp_path: Path) ->
             print(f"[long outage] spool files left after draining: {left / 1e6:.1f}MB")
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB tmpfs (needs root or CAP_SYS_ADMIN; skipped where mounting is refused)."""
+    mountpoint = tmp_path / "small-disk"
+    mountpoint.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def logs_with_ids(request_bytes: int) -> tuple[bytes, set[bytes]]:
+    """An OTLP logs request of about ``request_bytes`` and the trace ids of its 4 records."""
+    request = logs_request(4)
+    body = os.urandom(request_bytes // 8).hex()
+    records = request.resource_logs[0].scope_logs[0].log_records
+    for record in records:
+        record.body.string_value = body
+    return request.SerializeToString(), {r.trace_id for r in records}
+
+
+def test_a_full_disk_refuses_with_503_says_why_and_resumes_when_space_returns(
+    small_disk: Path, start_gateway, tmp_path: Path
+) -> None:
+    sink, ports = down_sink()
+    gateway = start_gateway(spool_config(sink, small_disk / "spool"))
+    assert gateway.proc is not None
+    accepted: set[bytes] = set()
+    with httpx.Client(timeout=10) as client:
+
+        def post() -> tuple[httpx.Response, set[bytes]]:
+            body, ids = logs_with_ids(32 * 1024)
+            response = client.post(
+                f"{gateway.http_endpoint}/v1/logs",
+                content=body,
+                headers={"Content-Type": "application/x-protobuf"},
+            )
+            return response, ids
+
+        for _ in range(100):  # the backend is down: the spool fills the 1 MiB disk
+            response, ids = post()
+            if response.status_code != 200:
+                break
+            accepted |= ids
+        full = shutil.disk_usage(small_disk)
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+        ready = client.get(f"{gateway.admin_url}/health/ready")
+        assert ready.status_code == 503 and "No space left on device" in ready.text
+        [exporter] = client.get(f"{gateway.admin_url}/health").json()["exporters"]
+        assert "No space left on device" in exporter["spool_error"]
+
+        sink = OtlpSink(*ports).start()  # the backend is back: the spool drains, space returns
+        try:
+            deadline = time.monotonic() + 30
+            while client.get(f"{gateway.admin_url}/health/ready").status_code != 200:
+                assert time.monotonic() < deadline, gateway.logs()
+                time.sleep(0.2)
+            drained = shutil.disk_usage(small_disk)
+            held = [
+                os.readlink(fd)
+                for fd in Path(f"/proc/{gateway.proc.pid}/fd").iterdir()
+                if os.readlink(fd).startswith(str(small_disk))
+            ]
+            response, ids = post()
+            assert response.status_code == 200
+            accepted |= ids
+            sink.wait_for(lambda s: {r.trace_id for r in s.log_records()} >= accepted, 30)
+            delivered = [r.trace_id for r in sink.log_records()]
+            print(
+                f"\n[full disk] accepted={len(accepted)} log records, disk used "
+                f"{full.used / 1e6:.2f}MB when full -> {drained.used / 1e6:.2f}MB after the "
+                f"drain, delivered={len(delivered)} files held={held}"
+            )
+            assert sorted(delivered) == sorted(accepted)  # nothing lost, nothing twice
+            assert not [target for target in held if target.endswith("(deleted)")]
+            assert drained.used < full.used / 2
+        finally:
+            sink.stop()
