@@ -40,3 +40,12 @@ def test_error_text_quotes_the_start_of_the_body_else_the_reason() -> None:
     long = httpx.Response(400, content=b"x" * 2000)
     assert error_text(long) == "x" * 512
     assert error_text(httpx.Response(503, content=b"  ")) == "Service Unavailable"
+
+
+async def test_transport_errors_do_not_show_the_password() -> None:
+    url = f"http://alice:S3cret@127.0.0.1:{free_port()}/v1/traces"
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(RetryableError) as error:
+            await post(client, url, "OTLP/HTTP", b"x", {})
+    assert "http://alice:***@127.0.0.1" in str(error.value)
+    assert "S3cret" not in str(error.value)

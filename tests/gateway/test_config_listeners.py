@@ -1,5 +1,5 @@
-"""Listener limits in the configuration: defaults, parsing, errors with their paths, and the
-grpc channel arguments they become."""
+"""Listener limits in the configuration: defaults, parsing, errors with their paths, the grpc
+channel arguments they become; and credentials kept out of configuration errors."""
 
 from __future__ import annotations
 
@@ -109,3 +109,20 @@ def test_every_key_parses() -> None:
 )
 def test_bad_limits_are_reported_with_their_path(path: str, value: object, message: str) -> None:
     assert issues_of(patched((HTTP, {}), (path, value))) == [(path, message)]
+
+
+def test_configuration_errors_never_show_credentials() -> None:
+    text = patched(
+        ("exporters.otlp/down.endpoint", "alice:S3cretPass@collector:notaport"),
+        ("exporters.otlp/up", {"protocol": "http/protobuf", "endpoint": "ftp://bob:Hunter2@h/"}),
+        ("exporters.otlp/up.headers", {"Authorization": 12345678, "x-tenant": 7}),
+    )
+    issues = issues_of(text)
+    shown = "\n".join(f"{path}: {message}" for path, message in issues)
+    assert "S3cretPass" not in shown and "Hunter2" not in shown and "12345678" not in shown
+    assert ("exporters.otlp/up.headers.x-tenant", "must be a string (got 7)") in issues
+    assert (
+        "exporters.otlp/up.headers.Authorization",
+        "must be a string (got a hidden value)",
+    ) in issues
+    assert "'ftp://bob:***@h/'" in shown and "alice:***@collector" in shown
