@@ -11,6 +11,7 @@ from exporters.base import ExporterBase
 from exporters.otlp import OtlpExporter
 from gateway.batch import Batch, Signal
 from gateway.errors import PermanentError
+from gateway.redact import redact_url
 
 
 class JaegerExporter(ExporterBase):
@@ -22,7 +23,7 @@ class JaegerExporter(ExporterBase):
         self.otlp = otlp
 
     def __repr__(self) -> str:
-        return f"JaegerExporter({self.otlp.endpoint!r}, {self.otlp.protocol!r})"
+        return f"JaegerExporter({redact_url(self.otlp.endpoint)!r}, {self.otlp.protocol!r})"
 
     async def start(self) -> None:
         await self.otlp.start()

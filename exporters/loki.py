@@ -39,6 +39,7 @@ from gateway.errors import (
     ThrottledError,
     parse_retry_after,
 )
+from gateway.redact import redact_url
 
 LokiProtocol = Literal["push", "otlp"]
 LokiFormat = Literal["protobuf", "json"]
@@ -330,7 +331,7 @@ class LokiExporter(ExporterBase):
             )
 
     def __repr__(self) -> str:
-        return f"LokiExporter({self.endpoint!r}, {self.protocol!r}, {self.format!r})"
+        return f"LokiExporter({redact_url(self.endpoint)!r}, {self.protocol!r}, {self.format!r})"
 
     async def start(self) -> None:
         if self._otlp is not None:

@@ -35,6 +35,7 @@ from gateway.errors import (
     classify_grpc_status,
     classify_http_status,
 )
+from gateway.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class OtlpExporter(ExporterBase):
         self._calls: dict[Signal, grpc.aio.UnaryUnaryMultiCallable[bytes, Any]] = {}
 
     def __repr__(self) -> str:
-        return f"OtlpExporter({self.endpoint!r}, {self.protocol!r})"
+        return f"OtlpExporter({redact_url(self.endpoint)!r}, {self.protocol!r})"
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ class OtlpExporter(ExporterBase):
             self.rejected_items += rejected
             log.warning(
                 "%s rejected %d %s: %s",
-                self.endpoint,
+                redact_url(self.endpoint),
                 rejected,
                 signal.item_name,
                 partial.error_message or "(no message)",
@@ -150,7 +151,7 @@ class OtlpExporter(ExporterBase):
         elif partial.error_message:
             log.warning(
                 "%s accepted %s with a warning: %s",
-                self.endpoint,
+                redact_url(self.endpoint),
                 signal.value,
                 partial.error_message,
             )
@@ -198,7 +199,7 @@ class OtlpExporter(ExporterBase):
         try:
             message.ParseFromString(response.content)
         except DecodeError:
-            log.debug("%s: undecodable OTLP response body ignored", self.endpoint)
+            log.debug("%s: undecodable OTLP response body ignored", redact_url(self.endpoint))
             return
         self._partial_success(signal, message)
 

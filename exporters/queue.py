@@ -38,6 +38,7 @@ from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record
 from exporters.spool_files import OVERHEAD
 from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
+from gateway.redact import redact_text
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
 
@@ -351,7 +352,7 @@ class ExporterQueue:
                 self._metrics.exporter_retries.labels(self.name, signal).inc()
                 log.warning(
                     "exporter %s: %s; retrying %d %s in %.2fs",
-                    self.name, exc, batch.items, signal, delay,
+                    self.name, redact_text(str(exc)), batch.items, signal, delay,
                 )  # fmt: skip
                 await asyncio.sleep(delay)
                 attempt += 1
@@ -367,13 +368,15 @@ class ExporterQueue:
 
     def _note_error(self, state: Literal["retrying", "failed"], message: str) -> None:
         self.status.state = state
-        self.status.last_error = message
+        self.status.last_error = redact_text(message)  # shown by /health
         self.status.last_error_at = time.time()
 
     def _fail(self, batch: Batch, why: str) -> None:
         self._note_error("failed", why)
         self._metrics.exporter_failed.labels(self.name, batch.signal.value).inc(batch.items)
-        log.error("exporter %s: %d %s failed: %s", self.name, batch.items, batch.signal, why)
+        log.error(
+            "exporter %s: %d %s failed: %s", self.name, batch.items, batch.signal, redact_text(why)
+        )
 
     def _unreadable(self, signal: Signal, items: int, why: str) -> None:
         """A spooled record cannot be decoded: it can never be sent (the spool logged it)."""

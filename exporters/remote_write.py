@@ -41,6 +41,7 @@ from gateway.errors import (
     ThrottledError,
     parse_retry_after,
 )
+from gateway.redact import redact_url
 
 log = logging.getLogger("otelgate.exporter.remote_write")
 
@@ -84,7 +85,7 @@ class RemoteWriteExporter(ExporterBase):
         self._target_times: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
-        return f"RemoteWriteExporter({self.endpoint!r})"
+        return f"RemoteWriteExporter({redact_url(self.endpoint)!r})"
 
     async def start(self) -> None:
         if self._http is None:

@@ -21,6 +21,7 @@ from gateway.config import (
     default_config,
     load_config,
 )
+from gateway.redact import RedactingFormatter
 
 log = logging.getLogger("otelgate")
 
@@ -31,9 +32,11 @@ def configure_logging(settings: LoggingConfig) -> None:
     if settings.format == "json":
         from instrumentation.logs import JsonFormatter
 
-        handler.setFormatter(JsonFormatter())
+        formatter: logging.Formatter = JsonFormatter()
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Credentials never reach a log line, whichever library wrote it (httpx logs request URLs).
+    handler.setFormatter(RedactingFormatter(formatter))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())

@@ -48,6 +48,7 @@ from gateway.config_models import (
     TlsSettings,
     parse_duration,
 )
+from gateway.redact import is_secret_name, redact_text
 
 __all__ = [
     "AdminConfig", "Config", "ConfigError", "ConfigIssue", "ExporterSettings",
@@ -72,9 +73,14 @@ class ConfigIssue:
 
 
 class ConfigError(Exception):
-    """Every problem found in a configuration; ``str()`` gives one ``path: message`` per line."""
+    """Every problem found in a configuration; ``str()`` gives one ``path: message`` per line.
+
+    Messages may quote the value that was wrong: credentials in them (a URL's password, a
+    token in its query) are masked here, so check-config and run never print them.
+    """
 
     def __init__(self, errors: list[ConfigIssue]) -> None:
+        errors = [ConfigIssue(i.path, redact_text(i.message)) for i in errors]
         super().__init__("\n".join(str(issue) for issue in errors))
         self.errors = errors
 
@@ -107,13 +113,16 @@ def _shown(value: Any) -> str:
         return "a mapping" if isinstance(value, dict) else "a list"
     if value is None or isinstance(value, bool):
         return "null" if value is None else str(value).lower()
-    text = repr(value)
+    text = repr(redact_text(value) if isinstance(value, str) else value)  # before truncating
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _message(error: Any) -> str:
-    """A pydantic error in words a user understands."""
+    """A pydantic error in words a user understands; never quotes a secret setting's value
+    (a header such as ``Authorization``, anything named like a token, key or password)."""
     kind, ctx = error["type"], error.get("ctx") or {}
+    loc = [str(part) for part in error.get("loc", ())]
+    secret = any(is_secret_name(part) for part in loc)
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind in ("too_short", "string_too_short") and ctx.get("min_length") == 1:
@@ -122,7 +131,8 @@ def _message(error: Any) -> str:
         return _MESSAGES[kind]
     if kind in _MESSAGES:
         ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
-        return _MESSAGES[kind].format(**ctx) + f" (got {_shown(error.get('input'))})"
+        shown = "a hidden value" if secret else _shown(error.get("input"))
+        return _MESSAGES[kind].format(**ctx) + f" (got {shown})"
     return str(error["msg"])[:1].lower() + str(error["msg"])[1:]
 
 

@@ -36,6 +36,13 @@ from gateway.config_exporters import (
     RetrySettings,
     TlsSettings,
 )
+from gateway.config_listeners import (
+    GrpcEnforcementPolicy,
+    GrpcKeepalive,
+    GrpcListenerSettings,
+    GrpcServerParameters,
+    HttpListenerSettings,
+)
 from gateway.config_signals import (
     AvailabilitySli,
     BurnRateFactors,
@@ -57,15 +64,15 @@ from gateway.config_signals import (
 from gateway.processors.spanmetrics import DEFAULT_BUCKETS as SPANMETRICS_BUCKETS
 
 
-class GrpcProtocolConfig(ListenEndpoint):
-    """OTLP/gRPC listener settings."""
+class GrpcProtocolConfig(GrpcListenerSettings):
+    """OTLP/gRPC listener settings (connection limits: :mod:`gateway.config_listeners`)."""
 
     endpoint: str = "0.0.0.0:4317"
     max_recv_msg_size_mib: int = Field(default=64, gt=0)
 
 
-class HttpProtocolConfig(ListenEndpoint):
-    """OTLP/HTTP listener settings; sizes are bytes."""
+class HttpProtocolConfig(HttpListenerSettings):
+    """OTLP/HTTP listener settings; sizes are bytes (limits: :mod:`gateway.config_listeners`)."""
 
     endpoint: str = "0.0.0.0:4318"
     max_request_body_size: int = Field(default=64 * 1024 * 1024, gt=0)
@@ -174,10 +181,12 @@ class ServiceConfig(StrictModel):
     admission: AdmissionConfig = AdmissionConfig()
 
 
-class AdminConfig(ListenEndpoint):
-    """The admin listener (metrics, health, dashboard)."""
+class AdminConfig(HttpListenerSettings):
+    """The admin listener (metrics, health, dashboard); its own connection cap, so probes
+    and scrapes are answered while the OTLP listeners are full."""
 
     endpoint: str = "127.0.0.1:8888"
+    max_connections: int = Field(default=128, gt=0)
 
 
 class LoggingConfig(StrictModel):
@@ -262,9 +271,14 @@ __all__ = [
     "ExporterSettings",
     "FileExporterConfig",
     "FileRotationSettings",
+    "GrpcEnforcementPolicy",
+    "GrpcKeepalive",
+    "GrpcListenerSettings",
     "GrpcProtocolConfig",
+    "GrpcServerParameters",
     "HealthConfig",
     "HostMetricsReceiverConfig",
+    "HttpListenerSettings",
     "HttpProtocolConfig",
     "JaegerExporterConfig",
     "LatencySli",

@@ -3,7 +3,8 @@
 The gateway binds each listening socket itself (so a busy port is a clear error naming the
 endpoint, before anything else starts) and hands it to uvicorn. uvicorn's own signal handling
 is switched off: SIGTERM belongs to the gateway, which stops receivers, drains the exporter
-queues and only then exits.
+queues and only then exits. Each server has its own connection cap and read timeouts
+(:mod:`gateway.http_guard`), so a full OTLP listener leaves the admin listener answering.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Generator
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from gateway.http_guard import ConnectionGuard
 
 
 class _QuietServer(uvicorn.Server):
@@ -46,12 +49,13 @@ def bind(endpoint: str) -> socket.socket:
 
 
 class EmbeddedServer:
-    """One uvicorn server for one ASGI app on one endpoint."""
+    """One uvicorn server for one ASGI app on one endpoint, within ``guard``'s limits."""
 
-    def __init__(self, name: str, app: ASGIApp, endpoint: str) -> None:
+    def __init__(self, name: str, app: ASGIApp, endpoint: str, guard: ConnectionGuard) -> None:
         self.name = name
         self.endpoint = endpoint
         self._app = app
+        self._guard = guard
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -76,10 +80,13 @@ class EmbeddedServer:
             access_log=False,
             lifespan="off",
             interface="asgi3",
+            http=self._guard.protocol_class(),
+            ws="none",  # an upgraded connection would leave the guard's accounting
             server_header=False,
             timeout_graceful_shutdown=5,
         )
         self._server = _QuietServer(config)
+        self._guard.watch(self._server.server_state.connections)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
             if self._task.done():

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from gateway.connection_metrics import ConnectionMetrics
+
 
 class GatewayMetrics:
     """Counters and gauges describing the gateway's data path."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.connections = ConnectionMetrics(registry)
         self.receiver_accepted = Counter(
             "otelgate_receiver_accepted_items",
             "Items (spans, data points, log records) accepted from clients.",

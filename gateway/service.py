@@ -20,11 +20,15 @@ from gateway.api.slo import SloCollector, create_slo_router
 from gateway.batch import Batch, Signal
 from gateway.components import build_processor, build_queue
 from gateway.config import Config, component_type
+from gateway.config_listeners import HttpListenerSettings
 from gateway.config_models import HostMetricsReceiverConfig, OtlpReceiverConfig
 from gateway.errors import RefusedError
+from gateway.fd_limit import ensure_fd_budget
+from gateway.http_guard import ConnectionGuard, HttpLimits
 from gateway.http_server import EmbeddedServer
 from gateway.observers import Observer
 from gateway.pipeline import Pipeline, Router
+from gateway.receivers.grpc_limits import server_options
 from gateway.receivers.ingest import Ingest
 from gateway.receivers.otlp_grpc import OtlpGrpcReceiver
 from gateway.receivers.otlp_http import OtlpHttpReceiver
@@ -105,7 +109,28 @@ class Gateway:
         self.observers.append(self.health)
         self.health_api = HealthService(self, self.health, self.sampler, self.hostmetrics)
         self.admin_routers.append(health_router(self.health_api))
-        self.admin_server = EmbeddedServer("admin", self._admin_app, config.admin.endpoint)
+        self.admin_server = EmbeddedServer(
+            "admin", self._admin_app, config.admin.endpoint, self._guard("admin", config.admin)
+        )
+
+    def _guard(self, listener: str, settings: HttpListenerSettings) -> ConnectionGuard:
+        limits = HttpLimits(
+            max_connections=settings.max_connections,
+            read_header_timeout=settings.read_header_timeout,
+            read_body_timeout=settings.read_body_timeout,
+            idle_timeout=settings.idle_timeout,
+            max_request_header_size=settings.max_request_header_size,
+        )
+        return ConnectionGuard(listener, limits, self.metrics.connections)
+
+    def max_connections(self) -> int:
+        """The listeners' connection caps added up."""
+        total = self.config.admin.max_connections
+        for receiver in self.config.receivers.values():
+            if isinstance(receiver, OtlpReceiverConfig):
+                for protocol in (receiver.protocols.grpc, receiver.protocols.http):
+                    total += protocol.max_connections if protocol is not None else 0
+        return total
 
     async def _admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Built on first use, so routes registered after __init__ are included.
@@ -131,14 +156,26 @@ class Gateway:
             if grpc_cfg is not None:
                 ingest = Ingest("grpc", routers, self.metrics, self.observers, self.admission)
                 size = grpc_cfg.max_recv_msg_size_mib * MIB
-                self.grpc_receivers.append(OtlpGrpcReceiver(ingest, grpc_cfg.endpoint, size))
+                self.grpc_receivers.append(
+                    OtlpGrpcReceiver(
+                        ingest,
+                        grpc_cfg.endpoint,
+                        size,
+                        name=f"{name}/grpc",
+                        options=server_options(grpc_cfg),
+                        metrics=self.metrics.connections,
+                        max_connections=grpc_cfg.max_connections,
+                    )
+                )
             if http_cfg is not None:
                 ingest = Ingest("http", routers, self.metrics, self.observers, self.admission)
                 http = OtlpHttpReceiver(
                     ingest, http_cfg.max_request_body_size, http_cfg.max_decompressed_size
                 )
+                listener = f"{name}/http"
+                guard = self._guard(listener, http_cfg)
                 self.http_servers.append(
-                    EmbeddedServer(f"{name}/http", http.app(), http_cfg.endpoint)
+                    EmbeddedServer(listener, http.app(), http_cfg.endpoint, guard)
                 )
 
     async def emit(self, batch: Batch, source: str | None = None) -> bool:
@@ -181,6 +218,7 @@ class Gateway:
     async def start(self) -> None:
         """Bind every port, then start exporters, then receivers."""
         self.state = "starting"
+        ensure_fd_budget(self.max_connections())
         for server in [self.admin_server, *self.http_servers]:
             server.bind()
         await self.admin_server.start()

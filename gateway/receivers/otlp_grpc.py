@@ -4,7 +4,7 @@ Handlers take the request as raw bytes and decode it themselves, so the received
 forwarded unchanged. Refusals map to the codes clients act on: INVALID_ARGUMENT for bad data,
 UNAVAILABLE with ``RetryInfo`` for backpressure, RESOURCE_EXHAUSTED without it for messages
 over the size limit (grpc enforces ``max_receive_message_length`` itself, after
-decompression).
+decompression). Connection limits are grpc core's own (:mod:`gateway.receivers.grpc_limits`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from gateway.batch import Signal
+from gateway.connection_metrics import ConnectionMetrics
 from gateway.errors import RefusedError
+from gateway.receivers.grpc_limits import channelz_server_ids, connection_counter
 from gateway.receivers.ingest import Ingest
 from gateway.receivers.status import refusal_status
 
@@ -33,10 +35,24 @@ Handler = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[by
 class OtlpGrpcReceiver:
     """The three OTLP Export services of one receiver on a grpc.aio server."""
 
-    def __init__(self, ingest: Ingest, endpoint: str, max_recv_msg_size: int) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        endpoint: str,
+        max_recv_msg_size: int,
+        *,
+        name: str = "otlp/grpc",
+        options: list[tuple[str, int]] | None = None,
+        metrics: ConnectionMetrics | None = None,
+        max_connections: int = 0,
+    ) -> None:
         self.ingest = ingest
         self.endpoint = endpoint
         self.max_recv_msg_size = max_recv_msg_size
+        self.name = name
+        self.options = options or []
+        self._metrics = metrics
+        self._max_connections = max_connections
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
 
@@ -73,10 +89,16 @@ class OtlpGrpcReceiver:
     async def start(self) -> None:
         """Bind and start serving; raises OSError with the endpoint when it cannot bind."""
         options = [
+            *self.options,
             ("grpc.max_receive_message_length", self.max_recv_msg_size),
             ("grpc.so_reuseport", 0),
         ]
+        before = channelz_server_ids()
         server = grpc.aio.server(options=options)
+        created = channelz_server_ids() - before
+        if self._metrics is not None and len(created) == 1:
+            count = connection_counter(created.pop())
+            self._metrics.watch(self.name, self._max_connections, count)
         handlers = {}
         for signal, service in SERVICES.items():
             method = grpc.unary_unary_rpc_method_handler(self._handler(signal))

@@ -23,7 +23,8 @@ def otelgate_command() -> list[str]:
 
 class GatewayProcess:
     """Starts the gateway with ``config`` (a dict; receiver and admin endpoints are filled in
-    with free ports unless given; ``protocol_options`` adds settings to them) and stops it
+    with free ports unless given; ``protocol_options`` adds settings to them: keys ``grpc``,
+    ``http`` and ``admin``) and stops it
     with SIGTERM, then SIGKILL if it hangs."""
 
     def __init__(
@@ -52,7 +53,8 @@ class GatewayProcess:
                 }
             },
         )
-        config.setdefault("admin", {"endpoint": f"127.0.0.1:{self.admin_port}"})
+        admin = {"endpoint": f"127.0.0.1:{self.admin_port}", **options.get("admin", {})}
+        config.setdefault("admin", admin)
         self.config = config
         self.workdir = workdir
         self.config_path = workdir / "otelgate.yaml"
