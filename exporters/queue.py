@@ -67,7 +67,7 @@ class ExporterQueue:
         metrics: GatewayMetrics,
         *,
         capacity: int = 100_000,
-        max_bytes: int = 256 * 1024 * 1024,
+        max_bytes: int = 64 * 1024 * 1024,
         num_consumers: int = 4,
         on_full: OnFull = "refuse",
         retry: RetryPolicy | None = None,

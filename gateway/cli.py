@@ -95,6 +95,9 @@ def _on_signal(stop: asyncio.Event, hurry: asyncio.Event | None, sig: signal.Sig
     stop.set()
 
 
+GIL_SWITCH_INTERVAL = 0.001
+
+
 def run_async(main: Coroutine[Any, Any, int]) -> int:
     """Run ``main`` on uvloop when it is installed (``OTELGATE_EVENT_LOOP=asyncio`` opts out).
 
@@ -112,6 +115,9 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
             log.debug("uvloop is not installed; using asyncio's event loop")
         else:
             factory = uvloop.new_event_loop
+    # Large requests are decoded in worker threads; the loop thread must get the GIL back
+    # within a millisecond, not Python's default 5 ms per wake-up, to keep answering.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 

@@ -18,7 +18,7 @@ from exporters.loki import LABEL_NAME as LOKI_LABEL_NAME
 from exporters.loki import MAX_LABELS as LOKI_MAX_LABELS
 from gateway.config_base import Duration, StrictModel, host_port
 
-MEMORY_QUEUE_BYTES = 256 * 1024 * 1024
+MEMORY_QUEUE_BYTES = 64 * 1024 * 1024
 DISK_QUEUE_BYTES = 1024 * 1024 * 1024
 
 
@@ -29,7 +29,7 @@ class QueueSettings(StrictModel):
     queue_size: int = Field(default=100_000, gt=0)
     num_consumers: int = Field(default=4, ge=1)
     on_full: Literal["refuse", "drop"] = "refuse"
-    # A memory queue is bounded by queue_size items and max_bytes (default 256 MiB) bytes, each
+    # A memory queue is bounded by queue_size items and max_bytes (default 64 MiB) bytes, each
     # batch counted at the size it arrived with. storage: disk spools every batch (synced
     # before the client's answer); max_bytes (default 1 GiB), not queue_size, then bounds the
     # queue. directory None: <data dir>/spool/<exporter id>.

@@ -168,7 +168,7 @@ class PipelineConfig(StrictModel):
 class AdmissionConfig(StrictModel):
     """Gateway-wide admission: request bytes in flight and load shedding (docs/limits.md)."""
 
-    max_inflight_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    max_inflight_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
     max_loop_delay: Duration = Field(default=0.5, ge=0)  # 0: never shed
     retry_after: Duration = Field(default=1.0, gt=0)
 
