@@ -97,7 +97,7 @@ class ExporterQueue:
         self._stopped = False
         self._rng = random.Random()
         self._size_gauge = metrics.exporter_queue_size.labels(name)
-        self._bytes_gauge = metrics.exporter_queue_bytes.labels(name)
+        metrics.exporter_queue_bytes.labels(name).set_function(lambda: self._bytes)
         self.spool = spool
         # Merging needs an exporter that only sends bytes; spooled batches are acknowledged
         # one by one, so they are never merged.
@@ -256,7 +256,6 @@ class ExporterQueue:
         self._items += batch.items
         self._bytes += batch.nbytes
         self._size_gauge.set(self._items)
-        self._bytes_gauge.set(self._bytes)
         self._idle.clear()
         self._wakeup.set()
         return True
@@ -318,7 +317,6 @@ class ExporterQueue:
         self._items -= batch.items
         self._bytes -= batch.nbytes
         self._size_gauge.set(self._items)
-        self._bytes_gauge.set(self._bytes)
         if self._items == 0:
             self._idle.set()
 
@@ -418,7 +416,6 @@ class ExporterQueue:
         self._pending.clear()
         self._items = self._bytes = 0
         self._size_gauge.set(0)
-        self._bytes_gauge.set(0)
         self._idle.set()
         await self.exporter.shutdown()
 

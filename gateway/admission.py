@@ -61,8 +61,9 @@ class Admission:
         self.retry_after = retry_after
         self.in_flight = 0
         self.loop_delay = 0.0
-        self._inflight_gauge = metrics.admission_inflight_bytes
-        self._delay_gauge = metrics.event_loop_delay
+        # Read when scraped: nothing per request.
+        metrics.admission_inflight_bytes.set_function(lambda: self.in_flight)
+        metrics.event_loop_delay.set_function(lambda: self.loop_delay)
         metrics.admission_max_inflight_bytes.set(max_inflight_bytes)
         self._probe: asyncio.Task[None] | None = None
 
@@ -95,11 +96,9 @@ class Admission:
             )
         self.in_flight = total
         ticket.nbytes += nbytes
-        self._inflight_gauge.set(total)
 
     def _give(self, nbytes: int) -> None:
         self.in_flight -= nbytes
-        self._inflight_gauge.set(self.in_flight)
 
     async def start(self) -> None:
         """Start probing the event loop's delay (when shedding is on)."""
@@ -118,7 +117,6 @@ class Admission:
             start = loop.time()
             await asyncio.sleep(PROBE_INTERVAL)
             self.loop_delay = max(0.0, loop.time() - start - PROBE_INTERVAL)
-            self._delay_gauge.set(self.loop_delay)
             if self.shedding != was_shedding:
                 was_shedding = self.shedding
                 log.warning(

@@ -137,6 +137,7 @@ def _log_problem(record: LogRecord) -> str | None:
 
 def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -> None:
     zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
+    empty = False  # a group without items seen: prune afterwards (rare; costs nothing else)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
@@ -157,8 +158,12 @@ def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -
                 rejection.add(_span_problem(spans[i]) or "")
             if bad:
                 remove_indices(spans, bad)
-        rejection.pruned |= _remove_empty(resource_spans.scope_spans, _no_spans)
-    rejection.pruned |= _remove_empty(request.resource_spans, _no_scope_spans)
+            empty = empty or not spans
+        empty = empty or not resource_spans.scope_spans
+    if empty:
+        for resource_spans in request.resource_spans:
+            rejection.pruned |= _remove_empty(resource_spans.scope_spans, _no_spans)
+        rejection.pruned |= _remove_empty(request.resource_spans, _no_scope_spans)
 
 
 def _no_spans(scope_spans: Any) -> bool:
@@ -170,6 +175,7 @@ def _no_scope_spans(resource_spans: Any) -> bool:
 
 
 def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> None:
+    empty = False
     for resource_logs in request.resource_logs:
         for scope_logs in resource_logs.scope_logs:
             records = scope_logs.log_records
@@ -183,8 +189,12 @@ def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> N
                 rejection.add(_log_problem(records[i]) or "")
             if bad:
                 remove_indices(records, bad)
-        rejection.pruned |= _remove_empty(resource_logs.scope_logs, _no_log_records)
-    rejection.pruned |= _remove_empty(request.resource_logs, _no_scope_logs)
+            empty = empty or not records
+        empty = empty or not resource_logs.scope_logs
+    if empty:
+        for resource_logs in request.resource_logs:
+            rejection.pruned |= _remove_empty(resource_logs.scope_logs, _no_log_records)
+        rejection.pruned |= _remove_empty(request.resource_logs, _no_scope_logs)
 
 
 def _no_log_records(scope_logs: Any) -> bool:
@@ -196,6 +206,7 @@ def _no_scope_logs(resource_logs: Any) -> bool:
 
 
 def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection) -> None:
+    empty = False
     for resource_metrics in request.resource_metrics:
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
@@ -209,8 +220,12 @@ def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection
                 remove_indices(scope_metrics.metrics, bad)
             for metric in scope_metrics.metrics:
                 _drop_bad_exemplars(metric, rejection)
-        rejection.pruned |= _remove_empty(resource_metrics.scope_metrics, _no_metrics)
-    rejection.pruned |= _remove_empty(request.resource_metrics, _no_scope_metrics)
+            empty = empty or not scope_metrics.metrics
+        empty = empty or not resource_metrics.scope_metrics
+    if empty:
+        for resource_metrics in request.resource_metrics:
+            rejection.pruned |= _remove_empty(resource_metrics.scope_metrics, _no_metrics)
+        rejection.pruned |= _remove_empty(request.resource_metrics, _no_scope_metrics)
 
 
 def _no_metrics(scope_metrics: Any) -> bool:
