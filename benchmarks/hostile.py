@@ -59,16 +59,21 @@ def deep_json_error(start: Callable[[dict[str, Any]], GatewayProcess], sink: Otl
 
 
 def deep_nesting_spool(start: Callable[[dict[str, Any]], GatewayProcess], sink: OtlpSink) -> str:
-    """Finding 2: a kvlist 32 levels deep, then 2,000 spans, through a disk spool."""
-    gateway = start(forward_config(sink, sending_queue={"storage": "disk"}))
+    """Finding 2: while the backend refuses, one span, a kvlist 32 levels deep, then 2,000
+    spans, through a disk spool with one worker (so the poison is read after the others are
+    written behind it)."""
+    gateway = start(forward_config(sink, sending_queue={"storage": "disk", "num_consumers": 1}))
     url = f"{gateway.http_endpoint}/v1/traces"
+    sink.fail_next(4)
+    first = fresh_spans(1).SerializeToString()
+    httpx.post(url, content=first, headers=PROTOBUF, timeout=10).raise_for_status()
     poison = httpx.post(url, content=orjson.dumps(deep_traces_json(32, "kvlist")), headers=JSON)
     for _ in range(20):
         body = fresh_spans(100).SerializeToString()
         httpx.post(url, content=body, headers=PROTOBUF, timeout=10).raise_for_status()
-    sink.wait_for(lambda s: s.item_count(Signal.TRACES) >= 2000, 10)
+    sink.wait_for(lambda s: s.item_count(Signal.TRACES) >= 2001, 15)
     return (
-        f"32-level kvlist answered {poison.status_code}; of 2,000 spans after it "
+        f"32-level kvlist answered {poison.status_code}; of 2,001 other spans "
         f"{sink.item_count(Signal.TRACES)} delivered"
     )
 
