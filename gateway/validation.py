@@ -12,7 +12,7 @@ few are deleted in place, more are removed by rebuilding the list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -53,12 +53,20 @@ def remove_indices(repeated: _Repeated, indices: Sequence[int]) -> None:
     repeated.extend(kept)
 
 
-def _remove_empty(groups: _Repeated, is_empty: Callable[[Any], bool]) -> bool:
-    """Remove the groups for which ``is_empty`` holds; True if any went."""
-    empty = [i for i in range(len(groups)) if is_empty(groups[i])]
+def _prune(resources: _Repeated, scopes: str, items: str) -> bool:
+    """Remove the scope groups without ``items`` and then the resource groups without
+    ``scopes`` (field names); True if any went."""
+    pruned = False
+    for i in range(len(resources)):
+        groups = getattr(resources[i], scopes)
+        empty = [j for j in range(len(groups)) if not getattr(groups[j], items)]
+        if empty:
+            remove_indices(groups, empty)
+            pruned = True
+    empty = [i for i in range(len(resources)) if not getattr(resources[i], scopes)]
     if empty:
-        remove_indices(groups, empty)
-    return bool(empty)
+        remove_indices(resources, empty)
+    return pruned or bool(empty)
 
 
 @dataclass(slots=True)
@@ -161,17 +169,7 @@ def _validate_traces(request: ExportTraceServiceRequest, rejection: Rejection) -
             empty = empty or not spans
         empty = empty or not resource_spans.scope_spans
     if empty:
-        for resource_spans in request.resource_spans:
-            rejection.pruned |= _remove_empty(resource_spans.scope_spans, _no_spans)
-        rejection.pruned |= _remove_empty(request.resource_spans, _no_scope_spans)
-
-
-def _no_spans(scope_spans: Any) -> bool:
-    return not scope_spans.spans
-
-
-def _no_scope_spans(resource_spans: Any) -> bool:
-    return not resource_spans.scope_spans
+        rejection.pruned |= _prune(request.resource_spans, "scope_spans", "spans")
 
 
 def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> None:
@@ -192,17 +190,7 @@ def _validate_logs(request: ExportLogsServiceRequest, rejection: Rejection) -> N
             empty = empty or not records
         empty = empty or not resource_logs.scope_logs
     if empty:
-        for resource_logs in request.resource_logs:
-            rejection.pruned |= _remove_empty(resource_logs.scope_logs, _no_log_records)
-        rejection.pruned |= _remove_empty(request.resource_logs, _no_scope_logs)
-
-
-def _no_log_records(scope_logs: Any) -> bool:
-    return not scope_logs.log_records
-
-
-def _no_scope_logs(resource_logs: Any) -> bool:
-    return not resource_logs.scope_logs
+        rejection.pruned |= _prune(request.resource_logs, "scope_logs", "log_records")
 
 
 def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection) -> None:
@@ -223,17 +211,7 @@ def _validate_metrics(request: ExportMetricsServiceRequest, rejection: Rejection
             empty = empty or not scope_metrics.metrics
         empty = empty or not resource_metrics.scope_metrics
     if empty:
-        for resource_metrics in request.resource_metrics:
-            rejection.pruned |= _remove_empty(resource_metrics.scope_metrics, _no_metrics)
-        rejection.pruned |= _remove_empty(request.resource_metrics, _no_scope_metrics)
-
-
-def _no_metrics(scope_metrics: Any) -> bool:
-    return not scope_metrics.metrics
-
-
-def _no_scope_metrics(resource_metrics: Any) -> bool:
-    return not resource_metrics.scope_metrics
+        rejection.pruned |= _prune(request.resource_metrics, "scope_metrics", "metrics")
 
 
 def _drop_bad_exemplars(metric: Metric, rejection: Rejection) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -18,7 +17,7 @@ import yaml
 
 from gateway.batch import Signal
 from tests.support.gateway_process import otelgate_command
-from tests.support.http_server import TrackingHTTPServer
+from tests.support.http_server import TrackingHTTPServer, serving
 from tests.support.otlp_samples import sample_request
 from tests.support.ports import free_port
 
@@ -43,15 +42,9 @@ class _Busy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def backend() -> Iterator[TrackingHTTPServer]:
-    server = TrackingHTTPServer(("127.0.0.1", 0), _Busy)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.close_connections()
-    server.server_close()
-    thread.join(5)
+    with serving(_Busy) as server:
+        server.seen = []  # type: ignore[attr-defined]
+        yield server
 
 
 def _config(backend: TrackingHTTPServer) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
@@ -16,7 +15,7 @@ import pytest
 
 from exporters.http_post import error_text, post
 from gateway.errors import PermanentError, RetryableError
-from tests.support.http_server import TrackingHTTPServer
+from tests.support.http_server import TrackingHTTPServer, serving
 from tests.support.ports import free_port
 
 
@@ -83,15 +82,9 @@ class _Redirecting(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def backend() -> Iterator[TrackingHTTPServer]:
-    server = TrackingHTTPServer(("127.0.0.1", 0), _Redirecting)
-    server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.close_connections()
-    server.server_close()
-    thread.join(5)
+    with serving(_Redirecting) as server:
+        server.received = []  # type: ignore[attr-defined]
+        yield server
 
 
 def _url(server: TrackingHTTPServer, path: str, userinfo: str = "") -> str:

@@ -80,3 +80,29 @@ def test_bad_exemplar_is_removed_with_a_warning_and_the_point_kept():
     assert "exemplars" in rejection.message
     assert [e.as_double for e in point.exemplars] == [2.0]
     assert count_items(Signal.METRICS, request) == 1
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+def test_groups_without_items_are_removed_and_the_items_kept(signal):
+    request = {Signal.TRACES: traces_request, Signal.LOGS: logs_request,
+               Signal.METRICS: metrics_request}[signal](3)  # fmt: skip
+    kind = "spans" if signal is Signal.TRACES else signal.value
+    groups = getattr(request, f"resource_{kind}")
+    scopes = f"scope_{kind}"
+    before = count_items(signal, request)
+    groups.add()  # an empty resource group
+    getattr(groups[0], scopes).add()  # an empty scope group in the first resource
+    rejection = validate(signal, request)
+    assert rejection.count == 0 and rejection.changed and not rejection.message
+    assert len(groups) == 1 and len(getattr(groups[0], scopes)) == 1
+    assert count_items(signal, request) == before
+
+
+def test_removing_many_invalid_items_keeps_exactly_the_valid_ones_in_order():
+    request = traces_request(20_000)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    for span in spans[::2]:  # every other span: the case where deleting one by one is O(n^2)
+        span.trace_id = b"bad"
+    keep = [s.name for s in spans[1::2]]
+    assert validate(Signal.TRACES, request).count == 10_000
+    assert [s.name for s in request.resource_spans[0].scope_spans[0].spans] == keep
