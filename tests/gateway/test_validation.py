@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.batch import Signal, count_items
@@ -84,8 +86,10 @@ def test_bad_exemplar_is_removed_with_a_warning_and_the_point_kept():
 
 @pytest.mark.parametrize("signal", list(Signal))
 def test_groups_without_items_are_removed_and_the_items_kept(signal):
-    request = {Signal.TRACES: traces_request, Signal.LOGS: logs_request,
-               Signal.METRICS: metrics_request}[signal](3)  # fmt: skip
+    builders: dict[Signal, Any] = {
+        Signal.TRACES: traces_request, Signal.LOGS: logs_request, Signal.METRICS: metrics_request,
+    }  # fmt: skip
+    request = builders[signal](3)
     kind = "spans" if signal is Signal.TRACES else signal.value
     groups = getattr(request, f"resource_{kind}")
     scopes = f"scope_{kind}"
