@@ -1,16 +1,27 @@
 """The contract every exporter implements: ``async push(batch)`` and a start/stop lifecycle.
 
 Exporters stay small: queueing, retry, backoff and timeouts live in :mod:`exporters.queue`.
-``push`` either returns (the batch was delivered), or raises one of
-:class:`gateway.errors.PermanentError` / :class:`~gateway.errors.RetryableError` /
+``push`` either returns (the batch was delivered; or :class:`Refused` when the backend kept
+all but some items), or raises one of :class:`gateway.errors.PermanentError` (its subclass
+:class:`~gateway.errors.RefusedDataError` when the backend blamed the data, so the queue
+splits the batch) / :class:`~gateway.errors.RetryableError` /
 :class:`~gateway.errors.ThrottledError`, classified where the third-party error was caught.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
 from gateway.batch import Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The backend stored a batch except ``items`` of its items, refused for ``reason``."""
+
+    items: int
+    reason: str
 
 
 @runtime_checkable
@@ -20,7 +31,7 @@ class Exporter(Protocol):
     async def start(self) -> None:
         """Open connections or files; called before any ``push``."""
 
-    async def push(self, batch: Batch) -> None:
+    async def push(self, batch: Batch) -> Refused | None:
         """Deliver one batch or raise a classified error. Must not mutate ``batch``."""
 
     async def shutdown(self) -> None:

@@ -7,7 +7,7 @@ the exporter out of other pipelines).
 
 from __future__ import annotations
 
-from exporters.base import ExporterBase
+from exporters.base import ExporterBase, Refused
 from exporters.otlp import OtlpExporter
 from gateway.batch import Batch, Signal
 from gateway.errors import PermanentError
@@ -31,8 +31,8 @@ class JaegerExporter(ExporterBase):
     async def shutdown(self) -> None:
         await self.otlp.shutdown()
 
-    async def push(self, batch: Batch) -> None:
+    async def push(self, batch: Batch) -> Refused | None:
         """Send one trace batch; other signals are refused permanently."""
         if batch.signal is not Signal.TRACES:
             raise PermanentError(f"the jaeger exporter takes traces only, not {batch.signal}")
-        await self.otlp.push(batch)
+        return await self.otlp.push(batch)

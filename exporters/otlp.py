@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
+import math
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,11 +28,12 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from exporters.base import ExporterBase
+from exporters.base import ExporterBase, Refused
 from exporters.http_post import error_text, post
 from gateway import __version__
 from gateway.batch import Batch, Signal
 from gateway.errors import (
+    RefusedDataError,
     classify_grpc_status,
     classify_http_status,
 )
@@ -57,6 +59,9 @@ _GRPC_METHODS = {
     Signal.LOGS: "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
 }
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# gRPC servers refuse messages over 4 MiB by default (the Collector's OTLP receiver, Jaeger,
+# Tempo): a bigger batch is sent in pieces under it.
+DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # Compress bigger bodies in a worker thread so one large batch does not stall the event loop.
 _THREAD_COMPRESS_BYTES = 256 * 1024
 
@@ -85,6 +90,7 @@ class OtlpExporter(ExporterBase):
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         tls: TlsOptions | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
         if protocol not in ("grpc", "http/protobuf"):
             raise ValueError(f"unsupported OTLP protocol {protocol!r}")
@@ -98,6 +104,7 @@ class OtlpExporter(ExporterBase):
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.tls = tls
+        self.max_request_bytes = max_request_bytes  # before compression; 0 = no limit
         self._metadata = tuple((key.lower(), value) for key, value in self.headers.items())
         self.rejected_items = 0  # items the destination dropped via partial_success
         self._base_url = self.endpoint
@@ -127,34 +134,37 @@ class OtlpExporter(ExporterBase):
             self._channel = None
             self._calls.clear()
 
-    async def push(self, batch: Batch) -> None:
-        """Send one batch; raise a classified error when it was not accepted."""
+    async def push(self, batch: Batch) -> Refused | None:
+        """Send one batch; raise a classified error when it was not accepted, return what the
+        destination rejected (``partial_success``) when it kept the rest."""
+        size = len(batch.serialized())
+        if self.max_request_bytes and size > self.max_request_bytes and batch.items > 1:
+            raise RefusedDataError(
+                f"a request of {size} bytes is over max_request_bytes "
+                f"({self.max_request_bytes}): sent in pieces",
+                parts=math.ceil(size / self.max_request_bytes),
+            )
         if self.protocol == "grpc":
-            await self._push_grpc(batch)
-        else:
-            await self._push_http(batch)
+            return await self._push_grpc(batch)
+        return await self._push_http(batch)
 
-    def _partial_success(self, signal: Signal, response: ExportResponse) -> None:
+    def _partial_success(self, signal: Signal, response: ExportResponse) -> Refused | None:
         if not response.HasField("partial_success"):
-            return
+            return None
         partial = response.partial_success
         rejected = int(getattr(partial, f"rejected_{signal.item_name}"))
         if rejected:
             self.rejected_items += rejected
-            log.warning(
-                "%s rejected %d %s: %s",
-                redact_url(self.endpoint),
-                rejected,
-                signal.item_name,
-                partial.error_message or "(no message)",
-            )
-        elif partial.error_message:
+            reason = partial.error_message or "(no message)"
+            return Refused(rejected, f"{redact_url(self.endpoint)} rejected them: {reason}")
+        if partial.error_message:
             log.warning(
                 "%s accepted %s with a warning: %s",
                 redact_url(self.endpoint),
                 signal.value,
                 partial.error_message,
             )
+        return None
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -171,7 +181,7 @@ class OtlpExporter(ExporterBase):
             verify = _ssl_context(self.tls)
         self._http = httpx.AsyncClient(headers=headers, timeout=self.timeout, verify=verify)
 
-    async def _push_http(self, batch: Batch) -> None:
+    async def _push_http(self, batch: Batch) -> Refused | None:
         if self._http is None:
             raise RuntimeError(f"{self!r} used before start()")
         body = batch.serialized()
@@ -185,23 +195,22 @@ class OtlpExporter(ExporterBase):
         url = f"{self._base_url}/v1/{batch.signal.value}"
         response = await post(self._http, url, "OTLP/HTTP", body, headers)
         if 200 <= response.status_code < 300:
-            self._http_success(batch.signal, response)
-            return
+            return self._http_success(batch.signal, response)
         raise classify_http_status(
             response.status_code, _http_error_message(response), response.headers.get("Retry-After")
         )
 
-    def _http_success(self, signal: Signal, response: httpx.Response) -> None:
+    def _http_success(self, signal: Signal, response: httpx.Response) -> Refused | None:
         content_type = response.headers.get("Content-Type", "")
         if not response.content or "protobuf" not in content_type:
-            return
+            return None
         message = _RESPONSE_TYPES[signal]()
         try:
             message.ParseFromString(response.content)
         except DecodeError:
             log.debug("%s: undecodable OTLP response body ignored", redact_url(self.endpoint))
-            return
-        self._partial_success(signal, message)
+            return None
+        return self._partial_success(signal, message)
 
     # --- gRPC --------------------------------------------------------------------------------
 
@@ -231,7 +240,7 @@ class OtlpExporter(ExporterBase):
                 response_deserializer=_RESPONSE_TYPES[signal].FromString,
             )
 
-    async def _push_grpc(self, batch: Batch) -> None:
+    async def _push_grpc(self, batch: Batch) -> Refused | None:
         call = self._calls.get(batch.signal)
         if call is None:
             raise RuntimeError(f"{self!r} used before start()")
@@ -248,7 +257,7 @@ class OtlpExporter(ExporterBase):
             code = exc.code()
             delay = _retry_delay(exc.trailing_metadata())
             raise classify_grpc_status(code, exc.details() or "", delay) from exc
-        self._partial_success(batch.signal, response)
+        return self._partial_success(batch.signal, response)
 
 
 def _grpc_target(endpoint: str, tls: TlsOptions | None) -> tuple[str, bool]:
@@ -280,10 +289,11 @@ def _ssl_context(tls: TlsOptions) -> ssl.SSLContext:
 
 
 def _http_error_message(response: httpx.Response) -> str:
-    """The message of an OTLP error body (a google.rpc.Status), else the start of the text."""
+    """The message of an OTLP error body (a google.rpc.Status), else the start of the text.
+    Loki's OTLP endpoint sends its Status as ``application/octet-stream``."""
     content_type = response.headers.get("Content-Type", "")
     body = response.content
-    if "protobuf" in content_type and body:
+    if ("protobuf" in content_type or "octet-stream" in content_type) and body:
         try:
             status = status_pb2.Status.FromString(body)
         except DecodeError:

@@ -8,10 +8,11 @@ is full the policy is explicit:
 ``refuse`` (default) makes the receiver answer 429/UNAVAILABLE so the client retries and
 nothing is lost; ``drop`` drops the batch and counts it.
 
-Delivery retries retryable errors with exponential backoff and jitter, waits exactly as long
-as the backend asked (``Retry-After`` / ``RetryInfo``), never retries a permanent error, and
-gives up only after ``max_elapsed_time`` (0 = never). Every item ends up counted as sent,
-failed or dropped.
+Delivery (:mod:`exporters.delivery`) retries retryable errors with exponential backoff and
+jitter, waits exactly as long as the backend asked (``Retry-After`` / ``RetryInfo``), never
+retries a permanent error, splits a batch whose data the backend refused so the other items
+still go, and gives up only after ``max_elapsed_time`` (0 = never). Every item ends up counted
+as sent, failed or dropped.
 
 With a :class:`~exporters.spool.Spool` (``storage: disk``) the pending batches live on disk
 instead: :meth:`ExporterQueue.put` returns only once the batch is synced, workers read batches
@@ -25,36 +26,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Literal
 
 from exporters.base import Exporter
+from exporters.delivery import Delivery, ExporterStatus
 from exporters.merging import MergeGroup, MergeLimits
 from exporters.retry import RetryPolicy
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from exporters.spool_files import OVERHEAD
 from gateway.batch import Batch, Signal
-from gateway.errors import BackpressureError, NotReadyError, PermanentError, RetryableError
-from gateway.redact import redact_text
+from gateway.errors import BackpressureError, NotReadyError
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.exporter")
 
 OnFull = Literal["refuse", "drop"]
-
-
-@dataclass(slots=True)
-class ExporterStatus:
-    """What the health endpoints say about one exporter."""
-
-    state: Literal["ok", "retrying", "failed"] = "ok"
-    last_error: str | None = None
-    last_error_at: float | None = None  # wall clock, seconds
-    last_success_at: float | None = None
 
 
 class ExporterQueue:
@@ -79,8 +68,7 @@ class ExporterQueue:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.on_full: OnFull = on_full
-        self.retry = retry or RetryPolicy()
-        self.status = ExporterStatus()
+        self.delivery = Delivery(name, exporter, metrics, retry or RetryPolicy())
         self._metrics = metrics
         self._num_consumers = num_consumers
         self._pending: deque[Batch] = deque()
@@ -95,7 +83,6 @@ class ExporterQueue:
         self._gathering: MergeGroup | None = None  # batches taken, not yet in flight
         self._closed = True
         self._stopped = False
-        self._rng = random.Random()
         self._size_gauge = metrics.exporter_queue_size.labels(name)
         metrics.exporter_queue_bytes.labels(name).set_function(lambda: self._bytes)
         self.spool = spool
@@ -113,6 +100,15 @@ class ExporterQueue:
             spool.on_quarantine = lambda _path: quarantined.inc()
             spool.on_lost = self._lost
             spool.on_unreadable = self._unreadable
+
+    @property
+    def status(self) -> ExporterStatus:
+        """The exporter's delivery state, for the health endpoints."""
+        return self.delivery.status
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.delivery.retry
 
     @property
     def size(self) -> int:
@@ -265,7 +261,7 @@ class ExporterQueue:
             batch = await self._next_batch()
             self._in_flight.add(batch)
             try:
-                await self._deliver(batch)
+                await self.delivery.deliver(batch)
             finally:
                 self._in_flight.discard(batch)
                 self._release(batch)
@@ -307,7 +303,7 @@ class ExporterQueue:
                 continue
             self._in_flight.add(entry.batch)
             try:
-                await self._deliver(entry.batch)  # cancelled at shutdown: not acknowledged
+                await self.delivery.deliver(entry.batch)  # cancelled at shutdown: not acknowledged
             finally:
                 self._in_flight.discard(entry.batch)
             self.spool.ack(entry)
@@ -320,65 +316,9 @@ class ExporterQueue:
         if self._items == 0:
             self._idle.set()
 
-    async def _deliver(self, batch: Batch) -> None:
-        signal = batch.signal.value
-        started = time.monotonic()
-        attempt = 0
-        while True:
-            try:
-                await self.exporter.push(batch)
-            except PermanentError as exc:
-                self._fail(batch, f"permanent error, not retried: {exc}")
-                return
-            except RetryableError as exc:
-                if not self.retry.enabled:
-                    self._fail(batch, f"retry disabled: {exc}")
-                    return
-                delay = (
-                    exc.retry_after
-                    if exc.retry_after is not None
-                    else self.retry.delay(attempt, self._rng)
-                )
-                elapsed = time.monotonic() - started
-                limit = self.retry.max_elapsed_time
-                if limit and elapsed + delay > limit:
-                    self._fail(
-                        batch, f"gave up after {elapsed:.1f}s and {attempt + 1} tries: {exc}"
-                    )
-                    return
-                self._note_error("retrying", str(exc))
-                self._metrics.exporter_retries.labels(self.name, signal).inc()
-                log.warning(
-                    "exporter %s: %s; retrying %d %s in %.2fs",
-                    self.name, redact_text(str(exc)), batch.items, signal, delay,
-                )  # fmt: skip
-                await asyncio.sleep(delay)
-                attempt += 1
-            except Exception as exc:  # a bug in an exporter: never retry blindly, never hide
-                log.exception("exporter %s failed unexpectedly", self.name)
-                self._fail(batch, f"unexpected {type(exc).__name__}: {exc}")
-                return
-            else:
-                self._metrics.exporter_sent.labels(self.name, signal).inc(batch.items)
-                self.status.state = "ok"
-                self.status.last_success_at = time.time()
-                return
-
-    def _note_error(self, state: Literal["retrying", "failed"], message: str) -> None:
-        self.status.state = state
-        self.status.last_error = redact_text(message)  # shown by /health
-        self.status.last_error_at = time.time()
-
-    def _fail(self, batch: Batch, why: str) -> None:
-        self._note_error("failed", why)
-        self._metrics.exporter_failed.labels(self.name, batch.signal.value).inc(batch.items)
-        log.error(
-            "exporter %s: %d %s failed: %s", self.name, batch.items, batch.signal, redact_text(why)
-        )
-
     def _unreadable(self, signal: Signal, items: int, why: str) -> None:
         """A spooled record cannot be decoded: it can never be sent (the spool logged it)."""
-        self._note_error("failed", why)
+        self.delivery.note_error("failed", why)
         self._metrics.exporter_failed.labels(self.name, signal.value).inc(items)
         self._spool_changed()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from exporters.base import Exporter
 from exporters.file import FileExporter
 from exporters.jaeger import JaegerExporter
@@ -97,6 +99,7 @@ def build_exporter(
             headers=config.headers,
             timeout=config.timeout,
             tls=tls,
+            max_request_bytes=config.max_request_bytes,
         )
         return JaegerExporter(otlp) if isinstance(config, JaegerExporterConfig) else otlp
     if isinstance(config, LokiExporterConfig):
@@ -115,6 +118,8 @@ def build_exporter(
             tenant_id=config.tenant_id,
             headers=config.headers,
             timeout=config.timeout,
+            max_request_bytes=config.max_request_bytes,
+            on_adjusted=_adjusted_counter(name or "loki", metrics),
         )
     if isinstance(config, FileExporterConfig):
         return FileExporter(
@@ -123,6 +128,22 @@ def build_exporter(
             max_backups=config.rotation.max_backups,
         )
     raise TypeError(f"no exporter for {type(config).__name__}")
+
+
+def _adjusted_counter(
+    name: str, metrics: GatewayMetrics | None
+) -> Callable[[Mapping[str, int]], None] | None:
+    """Counts what an exporter changed in items to fit its backend, by reason."""
+    if metrics is None:
+        return None
+    counter = metrics.exporter_adjusted
+
+    def count(adjusted: Mapping[str, int]) -> None:
+        for reason, items in adjusted.items():
+            if items:
+                counter.labels(name, reason).inc(items)
+
+    return count
 
 
 def build_queue(name: str, config: ExporterSettings, metrics: GatewayMetrics) -> ExporterQueue:

@@ -13,9 +13,11 @@ from pydantic import (
     model_validator,
 )
 
+from exporters.loki import DEFAULT_MAX_REQUEST_BYTES as LOKI_MAX_REQUEST_BYTES
 from exporters.loki import DEFAULT_RESOURCE_LABELS as LOKI_DEFAULT_RESOURCE_LABELS
 from exporters.loki import LABEL_NAME as LOKI_LABEL_NAME
 from exporters.loki import MAX_LABELS as LOKI_MAX_LABELS
+from exporters.otlp import DEFAULT_MAX_REQUEST_BYTES as OTLP_MAX_REQUEST_BYTES
 from gateway.config_base import Duration, StrictModel, host_port
 
 MEMORY_QUEUE_BYTES = 64 * 1024 * 1024
@@ -76,6 +78,11 @@ class RetrySettings(StrictModel):
         return value
 
 
+# Long enough that a slow backend answers before the request is given up and sent again: a
+# backend that finishes a request after the client timed out stores its items twice.
+DEFAULT_EXPORT_TIMEOUT = 30.0
+
+
 class ExporterSettings(StrictModel):
     """What every exporter has: its queue and its retry policy."""
 
@@ -114,8 +121,10 @@ class OtlpExporterConfig(ExporterSettings):
     endpoint: str
     compression: Literal["gzip", "none"] = "none"
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
     tls: TlsSettings | None = None
+    # Largest request sent, before compression; a bigger batch goes in pieces. 0: no limit.
+    max_request_bytes: int = Field(default=OTLP_MAX_REQUEST_BYTES, ge=0)
 
     @field_validator("endpoint")
     @classmethod
@@ -198,7 +207,7 @@ class PrometheusRemoteWriteExporterConfig(ExporterSettings):
 
     endpoint: str
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
     metric_expiration: Duration = Field(default=300.0, gt=0)
     sending_queue: QueueSettings = QueueSettings(num_consumers=1)
 
@@ -231,7 +240,7 @@ class JaegerExporterConfig(OtlpExporterConfig):
         return data
 
 
-_LOKI_PUSH_ONLY = ("format", "line_format", "resource_labels", "level_label", "max_line_size")
+_LOKI_PUSH_ONLY = ("format", "line_format", "resource_labels", "level_label")
 
 
 class LokiExporterConfig(ExporterSettings):
@@ -250,7 +259,9 @@ class LokiExporterConfig(ExporterSettings):
     max_line_size: int = Field(default=256 * 1024, gt=0)
     tenant_id: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration = Field(default=10.0, gt=0)
+    timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
+    # Largest push, before compression (Loki's rate limit counts uncompressed bytes). 0: none.
+    max_request_bytes: int = Field(default=LOKI_MAX_REQUEST_BYTES, ge=0)
 
     @field_validator("endpoint")
     @classmethod

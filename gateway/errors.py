@@ -3,6 +3,8 @@
 * :class:`PermanentError` — the data or the request is bad; never retried.
 * :class:`RetryableError` — a transient failure (connection refused, 502/503/504, timeout).
 * :class:`ThrottledError` — the other side asked us to slow down, optionally saying for how long.
+* :class:`RefusedDataError` — a permanent error the backend blamed on some items of the request;
+  the exporter queue splits the batch to deliver the others (:mod:`exporters.delivery`).
 
 Receivers raise :class:`RefusedError` subclasses to tell a client what to do; the HTTP and gRPC
 receivers map them with :func:`http_status` / :func:`grpc_code` so the mapping lives here only.
@@ -22,6 +24,16 @@ class GatewayError(Exception):
 
 class PermanentError(GatewayError):
     """Retrying cannot help: bad data, rejected credentials, a 4xx from a backend."""
+
+
+class RefusedDataError(PermanentError):
+    """The backend refused data in the request, not the request itself (a 400, an invalid
+    label, a body too large): sent alone, the other items would pass. ``parts`` is how many
+    pieces to cut the batch into (two, or more when the request is several times too big)."""
+
+    def __init__(self, message: str, parts: int = 2) -> None:
+        super().__init__(message)
+        self.parts = max(2, parts)
 
 
 class RetryableError(GatewayError):
@@ -123,6 +135,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+# A 400 or 413 is about the request's content: smaller requests without the culprit may pass.
+DATA_HTTP_STATUSES = frozenset({400, 413})
+# gRPC's own answer to a message over the server's receive limit.
+_TOO_LARGE_GRPC = "larger than max"
 RETRYABLE_GRPC_CODES = frozenset(
     {
         grpc.StatusCode.CANCELLED,
@@ -142,6 +158,8 @@ def classify_http_status(status: int, message: str, retry_after: str | None) -> 
         return ThrottledError(f"HTTP {status}: {message}", delay)
     if status in RETRYABLE_HTTP_STATUSES:
         return RetryableError(f"HTTP {status}: {message}", delay)
+    if status in DATA_HTTP_STATUSES:
+        return RefusedDataError(f"HTTP {status}: {message}")
     return PermanentError(f"HTTP {status}: {message}")
 
 
@@ -149,6 +167,10 @@ def classify_grpc_status(
     code: grpc.StatusCode, message: str, retry_delay: float | None
 ) -> GatewayError:
     """The error for a failed gRPC export. RESOURCE_EXHAUSTED is retryable only with RetryInfo."""
+    if code is grpc.StatusCode.INVALID_ARGUMENT or (
+        code is grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE_GRPC in message
+    ):
+        return RefusedDataError(f"gRPC {code.name}: {message}")
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         if retry_delay is not None:
             return ThrottledError(f"gRPC {code.name}: {message}", retry_delay)

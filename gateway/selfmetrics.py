@@ -76,6 +76,20 @@ class GatewayMetrics:
             ["exporter", "signal"],
             registry=registry,
         )
+        self.exporter_batch_splits = Counter(
+            "otelgate_exporter_batch_splits",
+            "Batches (or pieces of one) cut smaller because the backend refused their data or "
+            "they were over the exporter's max_request_bytes.",
+            ["exporter", "signal"],
+            registry=registry,
+        )
+        self.exporter_adjusted = Counter(
+            "otelgate_exporter_adjusted",
+            "Changes an exporter made to items so that its backend takes them (a dropped "
+            "invalid name, a truncated line...), by reason; the items are still delivered.",
+            ["exporter", "reason"],
+            registry=registry,
+        )
         self.exporter_queue_size = Gauge(
             "otelgate_exporter_queue_size",
             "Items waiting in an exporter's queue (including the ones being sent).",

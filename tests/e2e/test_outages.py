@@ -86,8 +86,10 @@ def test_retry_after_is_honoured(sink, start_gateway):
 
 
 def test_downstream_400_is_not_retried_and_counted_failed(sink, start_gateway):
+    """A 400 blames the data: the batch of 4 is split down to single spans (1 + 2 + 4
+    requests), each refused again, and none is retried."""
     gateway = start_gateway(forward_config(sink))
-    sink.fail_next(1, http_status=400)
+    sink.fail_next(7, http_status=400)
     response, _ = post_traces(gateway, 4)
     assert response.status_code == 200
     deadline = time.monotonic() + 10
@@ -95,9 +97,9 @@ def test_downstream_400_is_not_retried_and_counted_failed(sink, start_gateway):
         assert time.monotonic() < deadline, gateway.logs()
         time.sleep(0.1)
     time.sleep(1.0)  # a retry (initial interval 200ms) would have happened by now
-    assert len(sink.refused) == 1
+    assert len(sink.refused) == 7
     assert sink.received == []
-    assert "permanent error" in gateway.logs()
+    assert "4 of 4 traces refused: HTTP 400" in gateway.logs()
 
 
 def test_full_queue_refuses_upstream_and_loses_nothing_accepted(start_gateway):

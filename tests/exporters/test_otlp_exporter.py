@@ -11,7 +11,7 @@ import pytest
 
 from exporters.otlp import OtlpExporter, TlsOptions, _grpc_target
 from gateway.batch import Batch, Signal
-from gateway.errors import PermanentError, RetryableError, ThrottledError
+from gateway.errors import PermanentError, RefusedDataError, RetryableError, ThrottledError
 from tests.support.otlp_samples import sample_request
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port
@@ -108,9 +108,9 @@ async def test_http_429_with_retry_after_is_throttled(sink: OtlpSink) -> None:
 @pytest.mark.parametrize(
     ("status", "error", "retry_after"),
     [
-        (400, PermanentError, None),
+        (400, RefusedDataError, None),
         (401, PermanentError, None),
-        (413, PermanentError, None),
+        (413, RefusedDataError, None),
         (500, PermanentError, None),
         (502, RetryableError, None),
         (503, ThrottledError, None),
@@ -145,7 +145,7 @@ async def test_http_status_classification(
         (grpc.StatusCode.UNAVAILABLE, 1.25, RetryableError),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, 2.5, ThrottledError),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, None, PermanentError),
-        (grpc.StatusCode.INVALID_ARGUMENT, None, PermanentError),
+        (grpc.StatusCode.INVALID_ARGUMENT, None, RefusedDataError),
         (grpc.StatusCode.UNAUTHENTICATED, None, PermanentError),
         (grpc.StatusCode.DEADLINE_EXCEEDED, None, RetryableError),
     ],
@@ -197,14 +197,14 @@ async def test_timeout_is_retryable(protocol: str, sink: OtlpSink) -> None:
         await exp.shutdown()
 
 
-async def test_partial_success_is_logged_and_counted(
+async def test_partial_success_is_reported_and_counted(
     exporter: OtlpExporter, sink: OtlpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     sink.partial_success = (2, "2 spans had invalid ids")
-    with caplog.at_level(logging.WARNING, logger="exporters.otlp"):
-        await exporter.push(_batch(Signal.TRACES, 4))  # returns normally: must not be retried
+    refused = await exporter.push(_batch(Signal.TRACES, 4))  # returns: must not be retried
     assert exporter.rejected_items == 2
-    assert "rejected 2 spans: 2 spans had invalid ids" in caplog.text
+    assert refused is not None and refused.items == 2
+    assert refused.reason.endswith("rejected them: 2 spans had invalid ids")
 
     sink.partial_success = (0, "deprecated attribute")
     caplog.clear()

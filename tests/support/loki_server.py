@@ -1,28 +1,34 @@
 """A Loki conformance server for tests: Loki's push API and OTLP endpoint on 127.0.0.1.
 
-``POST /loki/api/v1/push`` checks every request against the published wire format and what
-Loki's distributor validates, answering 204 or a Loki-style ``text/plain`` error:
+It answers like a real Loki 3 with default limits (each behaviour and its source is listed in
+``tests/support/REAL_LOKI.md``). ``POST /loki/api/v1/push`` checks every request against the
+published wire format:
 
 * protobuf: ``Content-Type: application/x-protobuf``, a snappy **block** (raw) body (the framed
   format is refused), a ``logproto.PushRequest`` decoded with message classes built here from
   ``pkg/push/push.proto`` (independently of the exporter's) and free of unknown fields, so a
   wrong field number or wire type is caught;
 * JSON: ``Content-Type: application/json``, optionally gzip, ``{"streams":[{"stream":{..},
-  "values":[["<ns as string>","line",{metadata}]]}]}`` and nothing else;
-* both: the labels parse as a ``{k="v",...}`` selector (Go string escapes) with 1..15 valid,
-  distinct names and non-empty values; lines at most 256KB; structured metadata names valid,
-  at most 128 pairs / 64KB per entry; entries in timestamp order within each stream of a
-  request (Loki with ``unordered_writes: false`` answers ``out_of_order``), and across requests
-  no older than the stream's newest entry minus 1h (Loki's default window).
+  "values":[["<ns as string>","line",{metadata}]]}]}`` and nothing else.
 
-``POST /otlp/v1/logs`` takes OTLP protobuf (optionally gzip) and answers 204 like Loki.
+Then, like Loki: a structured-metadata name that normalises to nothing refuses the whole push
+(500); a push bigger than the ingestion burst (6 MB) is refused whole with 429, every time;
+otherwise each stream and entry is judged alone (labels, line size, metadata size, age,
+the out-of-order window) and the valid ones are **stored even when others are refused**: the
+answer is then 400 naming the refused entries. An entry identical (timestamp, line) to one
+held is ignored. Entries out of order within a push are accepted (``unordered_writes``).
+
+``POST /otlp/v1/logs`` takes OTLP protobuf (optionally gzip) and answers 204 like Loki. Its
+errors are ``google.rpc.Status`` protobuf bodies sent as ``application/octet-stream``, as
+Loki's are: an attribute key that normalises to nothing refuses the whole request (400); a
+record whose line, structured metadata (its own, scope and non-label resource attributes) or
+label values are over the limits above is refused alone (400), the others stored.
 ``fail_next`` answers the next requests with 429 / 5xx / 4xx and a text body.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import threading
 import time
 from collections import deque
@@ -32,6 +38,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from tests.support.http_server import TrackingHTTPServer
@@ -41,11 +48,25 @@ from tests.support.loki_wire import (
     LokiStream,
     Rejected,
     bad_request,
-    check_entry,
     check_labels,
     decode_json,
     decode_protobuf,
+    entry_problem,
+    normalize_name,
+    otlp_keys,
+    otlp_label_problem,
+    otlp_record_problem,
 )
+
+BURST_BYTES = 6 * 1024 * 1024  # ingestion_burst_size_mb: 6
+RATE_BYTES = 4 * 1024 * 1024  # ingestion_rate_mb: 4
+MAX_AGE_NS = 7 * 24 * 3600 * 10**9  # reject_old_samples_max_age: 168h
+
+
+def selector_text(labels: dict[str, str]) -> str:
+    """Labels shown as Loki shows a stream in its messages."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
 
 __all__ = ["LokiEntry", "LokiPush", "LokiServer", "LokiStream", "OtlpLogsPush", "Refusal"]
 
@@ -93,13 +114,28 @@ class _State:
     refused: list[Refusal] = field(default_factory=list)
     failures: deque[_Failure] = field(default_factory=deque)
     newest: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict)
+    held: dict[tuple[tuple[str, str], ...], set[tuple[int, str]]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)  # why each refused entry was refused
+    duplicates: int = 0
 
 
 class LokiServer:
     """The conformance server (see module doc); threads, so sync and async tests can use it."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        max_age_ns: int | None = MAX_AGE_NS,
+        burst_bytes: int = BURST_BYTES,
+        unordered_writes: bool = True,
+    ) -> None:
+        """``max_age_ns`` None is Loki's ``reject_old_samples: false`` (for fixed, old test
+        timestamps)."""
         self.port = port
+        self.max_age_ns = max_age_ns
+        self.burst_bytes = burst_bytes
+        self.unordered_writes = unordered_writes
         self._lock = threading.Lock()
         self._state = _State()
         self._http: _Server | None = None
@@ -152,6 +188,18 @@ class LokiServer:
         with self._lock:
             return list(self._state.refused)
 
+    @property
+    def ignored(self) -> list[str]:
+        """Why each entry refused alone (with its push answered 400) was refused."""
+        with self._lock:
+            return list(self._state.ignored)
+
+    @property
+    def duplicates(self) -> int:
+        """Entries ignored because an identical one was held."""
+        with self._lock:
+            return self._state.duplicates
+
     def entries(self) -> list[tuple[dict[str, str], LokiEntry]]:
         """Every accepted entry with its stream labels, in arrival order."""
         return [(s.labels, e) for push in self.pushes for s in push.streams for e in s.entries]
@@ -191,34 +239,106 @@ class LokiServer:
 
     def _accept_push(self, kind: str, streams: list[LokiStream], headers: dict[str, str],
                      selectors: list[str]) -> None:  # fmt: skip
-        """Validate limits and order (all or nothing), then record."""
+        """Judge the push like Loki (see module doc): store what is valid, then raise a 400
+        naming what was not."""
+        lines = size = 0
         for stream in streams:
-            shown = json.dumps(stream.labels, sort_keys=True)
-            check_labels(stream.labels, shown)
-            previous = None
             for entry in stream.entries:
-                check_entry(entry, shown)
-                if previous is not None and entry.ns < previous:
-                    raise bad_request(
-                        f"entry with timestamp {entry.ns} out of order for stream {shown}"
-                    )
-                previous = entry.ns
+                for name, _ in entry.metadata:
+                    normalize_name(name)  # 500 for the whole push
+                lines += 1
+                size += len(entry.line.encode())
+                size += sum(len(k.encode()) + len(v.encode()) for k, v in entry.metadata)
+        if size > self.burst_bytes:
+            raise Rejected(
+                429,
+                f"ingestion rate limit exceeded for user fake (limit: {RATE_BYTES} bytes/sec) "
+                f"while attempting to ingest '{lines}' lines totaling '{size}' bytes, reduce log "
+                "volume or contact your Loki administrator to see if the limit can be increased",
+            )
+        problems: list[str] = []
+        kept_streams: list[LokiStream] = []
         with self._lock:
-            newest = dict(self._state.newest)
+            state = self._state
             for stream in streams:
-                key = tuple(sorted(stream.labels.items()))
-                for entry in stream.entries:
-                    latest = newest.get(key, entry.ns)
-                    if entry.ns < latest - OUT_OF_ORDER_WINDOW_NS:
-                        raise bad_request(f"entry too far behind for stream {dict(key)}")
-                    newest[key] = max(latest, entry.ns)
-            self._state.newest = newest
-            push = LokiPush(kind, tuple(streams), headers, time.monotonic(), tuple(selectors))
-            self._state.pushes.append(push)
+                shown = selector_text(stream.labels)
+                try:
+                    check_labels(stream.labels, shown)
+                except Rejected as error:
+                    problems += [str(error)] * len(stream.entries)
+                    continue
+                kept = self._judge(stream, shown, problems)
+                if kept:
+                    kept_streams.append(LokiStream(stream.labels, tuple(kept)))
+            state.ignored += problems
+            if kept_streams:
+                push = LokiPush(
+                    kind, tuple(kept_streams), headers, time.monotonic(), tuple(selectors)
+                )
+                state.pushes.append(push)
+        if problems:
+            raise Rejected(400, "\n".join(problems[:10]) + f"\ntotal ignored: {len(problems)}")
+
+    def _judge(self, stream: LokiStream, shown: str, problems: list[str]) -> list[LokiEntry]:
+        """The entries of ``stream`` Loki stores (called with the lock held)."""
+        state = self._state
+        key = tuple(sorted(stream.labels.items()))
+        held = state.held.setdefault(key, set())
+        oldest = time.time_ns() - self.max_age_ns if self.max_age_ns is not None else None
+        kept: list[LokiEntry] = []
+        for entry in stream.entries:
+            problem = entry_problem(entry, shown)
+            newest = state.newest.get(key)
+            if problem is None and oldest is not None and entry.ns < oldest:
+                problem = (f"entry for stream '{shown}' has timestamp too old: {entry.ns}, "
+                           f"oldest acceptable timestamp is: {oldest}")  # fmt: skip
+            if problem is None and newest is not None:
+                if entry.ns < newest - OUT_OF_ORDER_WINDOW_NS:
+                    problem = (
+                        f"entry with timestamp {entry.ns} ignored, reason: 'entry too far behind'"
+                    )
+                elif not self.unordered_writes and entry.ns < newest:
+                    problem = (
+                        f"entry with timestamp {entry.ns} ignored, reason: 'entry out of order'"
+                    )
+            if problem is not None:
+                problems.append(problem)
+                continue
+            if (entry.ns, entry.line) in held:
+                state.duplicates += 1
+                continue
+            held.add((entry.ns, entry.line))
+            state.newest[key] = max(newest or entry.ns, entry.ns)
+            kept.append(entry)
+        return kept
 
     def _accept_otlp(self, request: ExportLogsServiceRequest, headers: dict[str, str]) -> None:
+        """Judge the request like Loki's OTLP endpoint (see module doc): keep what it stores."""
+        for key in otlp_keys(request):
+            try:
+                normalize_name(key)
+            except Rejected as error:
+                raise Rejected(400, str(error)) from None
+        kept = ExportLogsServiceRequest()
+        kept.CopyFrom(request)
+        problems: list[str] = []
+        for rl in kept.resource_logs:
+            problem = otlp_label_problem(rl)
+            for sl in rl.scope_logs:
+                keep = []
+                for record in sl.log_records:
+                    why = problem or otlp_record_problem(rl, sl, record)
+                    if why is None:
+                        keep.append(record)
+                    else:
+                        problems.append(why)
+                del sl.log_records[:]
+                sl.log_records.extend(keep)
         with self._lock:
-            self._state.otlp.append(OtlpLogsPush(request, headers, time.monotonic()))
+            self._state.ignored += problems
+            self._state.otlp.append(OtlpLogsPush(kept, headers, time.monotonic()))
+        if problems:
+            raise Rejected(400, "\n".join(problems[:10]))
 
 
 class _Server(TrackingHTTPServer):
@@ -237,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: bytes = b"", extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
-        if body:
+        if body and "Content-Type" not in (extra or {}):
             self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         for key, value in (extra or {}).items():
@@ -262,6 +382,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._handle(path, body, headers)
         except Rejected as error:
             loki._refuse(path, error)
+            if path == "/otlp/v1/logs":  # a google.rpc.Status, typed as Loki types it
+                status = status_pb2.Status(
+                    code=3 if error.status == 400 else 13, message=str(error)
+                )
+                body = status.SerializeToString()
+                self._answer(error.status, body, {"Content-Type": "application/octet-stream"})
+                return
             self._answer(error.status, f"{error}\n".encode())
             return
         self._answer(204)

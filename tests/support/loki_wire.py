@@ -172,17 +172,38 @@ def check_labels(labels: dict[str, str], shown: str) -> None:
             raise bad_request(f"stream '{shown}' has an empty or too long value for {name!r}")
 
 
-def check_entry(entry: LokiEntry, shown: str) -> None:
-    """Loki's entry checks: line length, structured metadata names and size."""
-    if len(entry.line.encode()) > MAX_LINE_BYTES:
-        raise bad_request(f"max entry size '{MAX_LINE_BYTES}' bytes exceeded for stream '{shown}'")
-    size = 0
-    for name, value in entry.metadata:
-        if not _NAME.fullmatch(name):
-            raise bad_request(f"invalid structured metadata name {name!r} for stream '{shown}'")
-        size += len(name.encode()) + len(value.encode())
+def entry_problem(entry: LokiEntry, shown: str) -> str | None:
+    """Why Loki's distributor would refuse this one entry (line length, structured metadata
+    size), or None. Loki refuses such entries alone and stores the others of the push."""
+    size = len(entry.line.encode())
+    if size > MAX_LINE_BYTES:
+        return (f"Max entry size '{MAX_LINE_BYTES}' bytes exceeded for stream '{shown}' while "
+                f"adding an entry with length '{size}' bytes")  # fmt: skip
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in entry.metadata)
     if len(entry.metadata) > MAX_METADATA_PAIRS or size > MAX_METADATA_BYTES:
-        raise bad_request(f"structured metadata too large for stream '{shown}'")
+        return (f"stream '{shown}' has structured metadata too large: '{size}' bytes, limit: "
+                f"'{MAX_METADATA_BYTES}' bytes")  # fmt: skip
+    return None
+
+
+def normalize_name(name: str) -> str:
+    """A structured-metadata name as Loki 3 normalises it (Prometheus otlptranslator's label
+    namer with runs of ``_`` collapsed); raises a 500 :class:`Rejected` when nothing valid is
+    left, as Loki does for the whole push."""
+    if not name:
+        raise Rejected(500, "label name is empty")
+    sanitized = re.sub(r"[^a-zA-Z0-9_]", "_", name)
+    if len(sanitized) >= 4 and sanitized.startswith("__") and sanitized.endswith("__"):
+        sanitized = "__" + re.sub(r"__+", "_", sanitized[2:-2]) + "__"
+    else:
+        sanitized = re.sub(r"__+", "_", sanitized)
+    if sanitized[0].isdigit():
+        sanitized = "key_" + sanitized
+    if not sanitized.strip("_"):
+        raise Rejected(
+            500, f'normalization for label name "{name}" resulted in invalid name "{sanitized}"'
+        )
+    return sanitized
 
 
 def _unknown_fields(message: Message, where: str = "PushRequest") -> str | None:
@@ -268,3 +289,48 @@ def decode_json(body: bytes) -> list[LokiStream]:
             entries.append(LokiEntry(int(ts), line, tuple(metadata.items())))
         streams.append(LokiStream(dict(labels), tuple(entries)))
     return streams
+
+
+# --- Loki's OTLP endpoint -------------------------------------------------------------------
+
+# The resource attributes Loki 3 makes stream labels by default (Loki's OTLP ingestion docs).
+OTLP_LABEL_ATTRIBUTES = frozenset({
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone",
+    "k8s.cluster.name", "k8s.namespace.name", "k8s.pod.name", "k8s.container.name",
+    "container.name", "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name",
+    "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
+})  # fmt: skip
+
+
+def otlp_keys(request: Any) -> list[str]:
+    """Every attribute key of an OTLP logs request (resource, scope, record)."""
+    keys = []
+    for rl in request.resource_logs:
+        keys += [kv.key for kv in rl.resource.attributes]
+        for sl in rl.scope_logs:
+            keys += [kv.key for kv in sl.scope.attributes]
+            for record in sl.log_records:
+                keys += [kv.key for kv in record.attributes]
+    return keys
+
+
+def otlp_label_problem(resource_logs: Any) -> str | None:
+    """Why Loki refuses the stream of this resource (a label value over 2048 bytes)."""
+    for kv in resource_logs.resource.attributes:
+        if kv.key in OTLP_LABEL_ATTRIBUTES and len(kv.value.string_value.encode()) > 2048:
+            return f"label value too long for {kv.key!r}"
+    return None
+
+
+def otlp_record_problem(resource_logs: Any, scope_logs: Any, record: Any) -> str | None:
+    """Why Loki refuses this one record: its line or its structured metadata is too big."""
+    line = record.body.string_value
+    if len(line.encode()) > MAX_LINE_BYTES:
+        return f"Max entry size '{MAX_LINE_BYTES}' bytes exceeded"
+    pairs = [kv for kv in resource_logs.resource.attributes if kv.key not in OTLP_LABEL_ATTRIBUTES]
+    pairs += [*scope_logs.scope.attributes, *record.attributes]
+    size = sum(len(kv.key.encode()) + kv.value.ByteSize() for kv in pairs)
+    if len(pairs) > MAX_METADATA_PAIRS or size > MAX_METADATA_BYTES:
+        return f"structured metadata too large: {len(pairs)} pairs, {size} bytes"
+    return None

@@ -4,6 +4,12 @@ Both servers run in their own threads (a sync ``grpc.server`` and a ``ThreadingH
 so the sink works the same from sync and async tests. Everything recorded is guarded by a
 lock; the accessors return copies. ``fail_next`` makes the next requests fail the way a real
 backend under pressure would, so tests can check classification and retry timing.
+
+Like the Collector's OTLP receiver (pdata refuses to unmarshal a request holding a trace or
+span id of the wrong length: "invalid length for ID"), a request with such an id is refused
+whole: HTTP 400 with a ``google.rpc.Status`` (code 3), gRPC ``INVALID_ARGUMENT``. gRPC
+requests over grpcio's default 4 MiB receive limit get ``RESOURCE_EXHAUSTED`` ("Received
+message larger than max").
 """
 
 from __future__ import annotations
@@ -53,6 +59,24 @@ _SERVICES = {
 _PATHS = {f"/v1/{signal.value}": signal for signal in Signal}
 
 
+def invalid_id(signal: Signal, request: Any) -> str | None:
+    """The Collector's refusal for an id of the wrong length anywhere in the request."""
+    if signal is Signal.TRACES:
+        for rs in request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    ids = (span.trace_id, span.span_id, span.parent_span_id)
+                    if any(len(i) not in (0, n) for i, n in zip(ids, (16, 8, 8), strict=True)):
+                        return f"unmarshal: invalid length for ID (span {span.name!r})"
+    elif signal is Signal.LOGS:
+        for rl in request.resource_logs:
+            for sl in rl.scope_logs:
+                for log in sl.log_records:
+                    if len(log.trace_id) not in (0, 16) or len(log.span_id) not in (0, 8):
+                        return "unmarshal: invalid length for ID (log record)"
+    return None
+
+
 @dataclass(frozen=True)
 class Received:
     """One accepted request. ``headers`` keys are lower-case; ``body`` is the protobuf (or
@@ -68,7 +92,7 @@ class Received:
 
 @dataclass(frozen=True)
 class Refused:
-    """One request answered with a ``fail_next`` error."""
+    """One request answered with an error (``fail_next`` or invalid data)."""
 
     at: float
     transport: Transport
@@ -257,6 +281,10 @@ class OtlpSink:
             self._state.refused.append(Refused(time.monotonic(), transport, signal))
             return self._state.failures.popleft()
 
+    def _refuse(self, transport: Transport, signal: Signal) -> None:
+        with self._lock:
+            self._state.refused.append(Refused(time.monotonic(), transport, signal))
+
     def _record(self, item: Received) -> None:
         with self._lock:
             self._state.received.append(item)
@@ -292,6 +320,9 @@ class OtlpSink:
                 request = signal.request_type.FromString(body)
             except DecodeError as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable request: {exc}")
+            if problem := invalid_id(signal, request):
+                self._refuse("grpc", signal)
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
             headers = {
                 key: value for key, value in context.invocation_metadata() if isinstance(value, str)
             }
@@ -362,6 +393,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except (OSError, EOFError, ValueError, DecodeError) as exc:
             bad = status_pb2.Status(code=3, message=f"undecodable request: {exc}")
             self._send_status(400, bad, is_json, None)
+            return
+        if problem := invalid_id(signal, request):
+            sink._refuse("http", signal)
+            self._send_status(400, status_pb2.Status(code=3, message=problem), is_json, None)
             return
         sink._record(Received(signal, "http", request, headers, time.monotonic(), body))
         response = sink._response(signal)
