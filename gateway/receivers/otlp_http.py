@@ -153,7 +153,9 @@ class OtlpHttpReceiver:
         if encoding is None or encoding.strip().lower() in ("", "identity"):
             return body
         limit = self.max_decompressed_size
-        if len(body) > INFLATE_OFF_LOOP_BYTES:
+        # zstd has no useful bound on its expansion (a 4-byte block can hold 128 KiB), so
+        # it is always decoded off the loop; the others expand at most ~1000x.
+        if len(body) > INFLATE_OFF_LOOP_BYTES or "zstd" in encoding.lower():
             body = await asyncio.to_thread(decompress, body, encoding, limit)
         else:
             body = decompress(body, encoding, limit)
