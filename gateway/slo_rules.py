@@ -3,7 +3,9 @@
 The rules compute cluster-wide SLOs from the metrics every gateway exports (several gateways
 behind a load balancer: each query sums over all of them). Series names and labels follow
 Sloth (``slo:sli_error:ratio_rate5m``..., ``slo:objective:ratio``, labels ``sloth_id``,
-``sloth_service``, ``sloth_slo``, ``sloth_window``), so Sloth's Grafana dashboards work.
+``sloth_service``, ``sloth_slo``, ``sloth_window``), so Sloth's Grafana dashboards work. Alerts
+carry Sloth's labels and no ``sloth_window``: one alert per SLO and severity, whichever window
+pair fires it.
 
 SLIs come from the span metrics (``spanmetrics`` processor): availability from
 ``traces_span_metrics_calls_total``, latency from the ``traces_span_metrics_duration_seconds``
@@ -171,6 +173,15 @@ def _windows(slo: SloConfig, rules: Sequence[BurnRateRule]) -> list[int]:
     return sorted(minutes)
 
 
+def _over(minutes: int, flt: str, factor: float, budget: float) -> str:
+    """The error ratio over a window where it burns at ``factor`` or faster, without the
+    ``sloth_window`` label: every window pair then yields the same label set, so an alert
+    whose firing pair changes stays one alert (Sloth writes its conditions this way)."""
+    window = format_window(minutes)
+    return (f"max(slo:sli_error:ratio_rate{window}{flt} >= ({factor!r} * {budget!r}))"
+            " without (sloth_window)")  # fmt: skip
+
+
 def slo_groups(slo: SloConfig) -> list[dict[str, Any]]:
     """The three rule groups of one SLO: SLI recordings, metadata, alerts."""
     ids, flt, budget = _ids(slo), _filter(slo), budget_ratio(slo.objective)
@@ -202,16 +213,14 @@ def slo_groups(slo: SloConfig) -> list[dict[str, Any]]:
     alerts = []
     for severity in ("page", "ticket"):
         conditions = [
-            f"(\n  (slo:sli_error:ratio_rate{format_window(r.short_window)}{flt} >= "
-            f"({r.factor!r} * {budget!r}))\n  and ignoring(sloth_window)\n"
-            f"  (slo:sli_error:ratio_rate{format_window(r.long_window)}{flt} >= "
-            f"({r.factor!r} * {budget!r}))\n)"
+            f"(\n  {_over(r.short_window, flt, r.factor, budget)}\n  and\n"
+            f"  {_over(r.long_window, flt, r.factor, budget)}\n)"
             for r in rules
             if r.severity == severity
         ]
         alerts.append({
             "alert": f"{_camel(slo.name)}ErrorBudgetBurn",
-            "expr": "\nor ignoring(sloth_window)\n".join(conditions),
+            "expr": "\nor\n".join(conditions),
             "labels": {"sloth_severity": severity, "severity": severity},
             "annotations": {
                 "title": f"({severity}) {{{{$labels.sloth_service}}}} {{{{$labels.sloth_slo}}}} "

@@ -14,7 +14,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+import grpc
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,7 +27,7 @@ from gateway.compression import decompress
 from gateway.errors import RefusedError, TooLargeError, UnsupportedMediaTypeError
 from gateway.otlp_json import encode_json
 from gateway.receivers.ingest import Ingest
-from gateway.receivers.status import refusal_status, retry_after_header
+from gateway.receivers.status import plain_status, refusal_status, retry_after_header
 
 log = logging.getLogger("otelgate.receiver.http")
 
@@ -81,7 +83,10 @@ class OtlpHttpReceiver:
 
     def app(self) -> ASGIApp:
         """The ASGI application: the three OTLP paths, in front of a FastAPI app."""
-        app = FastAPI(title="otelgate OTLP/HTTP receiver", docs_url=None, redoc_url=None)
+        app = FastAPI(
+            title="otelgate OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None
+        )
+        app.add_exception_handler(HTTPException, self._http_error)  # type: ignore[arg-type]
         for signal in Signal:
             app.add_route(f"/v1/{signal.value}", self._endpoint(signal), methods=["POST"])
         exports = {("POST", f"/v1/{signal.value}"): signal for signal in Signal}
@@ -153,12 +158,32 @@ class OtlpHttpReceiver:
         if encoding is None or encoding.strip().lower() in ("", "identity"):
             return body
         limit = self.max_decompressed_size
-        if len(body) > INFLATE_OFF_LOOP_BYTES:
+        # zstd has no useful bound on its expansion (a 4-byte block can hold 128 KiB), so
+        # it is always decoded off the loop; the others expand at most ~1000x.
+        if len(body) > INFLATE_OFF_LOOP_BYTES or "zstd" in encoding.lower():
             body = await asyncio.to_thread(decompress, body, encoding, limit)
         else:
             body = decompress(body, encoding, limit)
         ticket.grow(len(body))
         return body
+
+    async def _http_error(self, request: Request, exc: HTTPException) -> Response:
+        """FastAPI's own refusals (404 unknown path, 405 wrong method) as ``google.rpc.Status``
+        in the request's encoding, like every other error of this port (OTLP spec)."""
+        kind = media_type(request) or JSON
+        if exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}; use POST"
+        elif exc.status_code == 404:
+            message = f"no such path {request.url.path}; use /v1/traces, /v1/metrics or /v1/logs"
+        else:
+            message = str(exc.detail)
+        status = plain_status(grpc.StatusCode.UNIMPLEMENTED, message)
+        return Response(
+            _encode(status, kind),
+            status_code=exc.status_code,
+            media_type=kind,
+            headers=dict(exc.headers or {}),
+        )
 
     def _refusal(self, error: RefusedError, kind: str) -> Response:
         if error.http_status >= 500 and error.retry_after is None:

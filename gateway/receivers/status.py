@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import BadRequest, RetryInfo
 from google.rpc.status_pb2 import Status
@@ -29,3 +30,8 @@ def retry_after_header(error: RefusedError) -> dict[str, str]:
     if error.retry_after is None:
         return {}
     return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+
+
+def plain_status(code: grpc.StatusCode, message: str) -> Status:
+    """A Status with only a code and a message (unknown paths, wrong methods)."""
+    return Status(code=code.value[0], message=message)

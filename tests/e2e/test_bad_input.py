@@ -170,5 +170,13 @@ def test_grpc_bad_data_and_oversized_messages(gateway, sink):
 
 
 def test_unknown_path_and_method(gateway):
-    assert httpx.post(f"{gateway.http_endpoint}/v1/nope", content=b"", timeout=5).status_code == 404
-    assert httpx.get(f"{gateway.http_endpoint}/v1/traces", timeout=5).status_code == 405
+    """Issue 10, finding 8: a google.rpc.Status in the request's encoding, not FastAPI's JSON."""
+    proto = {"Content-Type": "application/x-protobuf"}
+    missing = httpx.post(f"{gateway.http_endpoint}/v1/nope", content=b"", headers=proto, timeout=5)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/x-protobuf"
+    assert "no such path /v1/nope" in Status.FromString(missing.content).message
+    wrong = httpx.get(f"{gateway.http_endpoint}/v1/traces", timeout=5)
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
+    assert wrong.json()["message"] == "method GET not allowed on /v1/traces; use POST"

@@ -103,6 +103,10 @@ def test_alerts_are_multiwindow_multi_burn_rate():
     assert "ratio_rate30m{" in page["expr"] and "ratio_rate6h{" in page["expr"]
     assert ">= (3.0 * 0.001)" in ticket["expr"] and ">= (1.0 * 0.001)" in ticket["expr"]
     assert "ratio_rate1d{" in ticket["expr"] and "ratio_rate3d{" in ticket["expr"]
+    # Sloth's shape: no sloth_window on the alert, whichever pair fires (issue 10, finding 9)
+    for alert in (page, ticket):
+        assert alert["expr"].count(") without (sloth_window)") == 4
+        assert "ignoring" not in alert["expr"] and "sloth_window" not in alert["labels"]
     latency_page = groups["sloth-slo-alerts-orders-orders-latency"][0]
     assert ">= (10.0 * 0.05)" in latency_page["expr"]  # the configured factor
 
