@@ -188,7 +188,7 @@ def test_every_sample_has_valid_unique_label_names(point_keys, scope_keys, kind)
         metric = sum_metric("c", [(point_attrs, 1.0)])
     request = request_of(metric, scope_attributes={k: "s" for k in scope_keys})
     point = only(translate(request).points)
-    for _, labels, _, _ in samples(point):
+    for _, labels, _, _ in samples(point, created=True):
         names = [k for k, _ in labels]
         assert len(names) == len(set(names)), labels
         assert all(VALID_LABEL.fullmatch(k) and not k.startswith("__") for k in names), labels
