@@ -54,7 +54,8 @@ class SeriesStore:
 
     ``max_series_per_metric`` (0 = no limit) refuses new label sets of a family once it has
     that many series; ``expiration`` (seconds) removes series not updated for that long.
-    ``on_refused(family)`` and ``on_dropped(reason, points)`` report what was not kept.
+    ``on_refused(family)`` and ``on_dropped(reason, points)`` report what was not kept,
+    ``on_relabelled(reason, labels)`` the attribute labels translation renamed or dropped.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class SeriesStore:
         clock: Callable[[], float] = time.monotonic,
         on_refused: Callable[[str], None] | None = None,
         on_dropped: Callable[[str, int], None] | None = None,
+        on_relabelled: Callable[[str, int], None] | None = None,
     ) -> None:
         self.expiration = expiration
         self.max_series_per_metric = max_series_per_metric
@@ -73,6 +75,7 @@ class SeriesStore:
         self._clock = clock
         self._on_refused = on_refused
         self._on_dropped = on_dropped
+        self._on_relabelled = on_relabelled
         self._last_sweep = clock()
         self._conflicts_logged: set[str] = set()
 
@@ -87,6 +90,9 @@ class SeriesStore:
         now = self._clock()
         for reason, points in translation.dropped.items():
             self._dropped(reason, points)
+        if self._on_relabelled is not None:
+            for reason, renamed in translation.relabelled.items():
+                self._on_relabelled(reason, renamed)
         for key, labels in translation.targets.items():
             self.targets[key] = Target(labels, now)
         updated: list[PromPoint] = []
@@ -194,6 +200,13 @@ class PromExporterMetrics:
             ["exporter", "reason"],
             registry=registry,
         )
+        self.label_conflicts = Counter(
+            "otelgate_prometheus_label_conflicts",
+            "Attribute labels that collided with a label the translation sets, renamed to "
+            "exported_<name> or dropped so the series stays valid, by reason.",
+            ["exporter", "reason"],
+            registry=registry,
+        )
         self.series = Gauge(
             "otelgate_prometheus_series",
             "Series held in memory by a Prometheus exporter.",
@@ -225,6 +238,7 @@ def store_for(
         max_series_per_metric=max_series_per_metric,
         on_refused=lambda metric: metrics.refused_series.labels(name, metric).inc(),
         on_dropped=lambda reason, n: metrics.dropped_points.labels(name, reason).inc(n),
+        on_relabelled=lambda reason, n: metrics.label_conflicts.labels(name, reason).inc(n),
     )
     metrics.series.labels(name).set_function(lambda: store.series_count)
     return store

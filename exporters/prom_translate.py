@@ -8,9 +8,7 @@ and expiry is :mod:`exporters.prom_state`'s business.
 
 from __future__ import annotations
 
-import base64
 import enum
-import json
 import math
 import re
 import time
@@ -22,19 +20,28 @@ from typing import Any
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-Labels = tuple[tuple[str, str], ...]  # sorted by name, no empty values
+from exporters.prom_labels import (
+    IDENTIFYING,
+    Labels,
+    collapse,
+    freeze,
+    job_instance,
+    labels_from,
+    reserve,
+    scope_labels,
+)
+
+# Re-exported: the label helpers lived here before prom_labels (gateway.slo_rules uses them).
+from exporters.prom_labels import attribute_value as attribute_value
+from exporters.prom_labels import label_name as label_name
 
 _DELTA = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
 _NO_RECORDED_VALUE = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
-_UNDERSCORES = re.compile(r"__+")
 _ANNOTATION = re.compile(r"\{[^}]*\}")
-# Resource attributes that become job/instance instead of target_info labels.
-_IDENTIFYING = frozenset({"service.name", "service.namespace", "service.instance.id"})
 # OpenMetrics: an exemplar's label names and values together are at most 128 characters.
 _EXEMPLAR_LABEL_CHARS = 128
 
@@ -104,18 +111,18 @@ class PromPoint:
 @dataclass(slots=True)
 class Translation:
     """Everything one request turns into: points, target_info label sets keyed by
-    (job, instance), and how many data points were dropped, by reason."""
+    (job, instance), how many data points were dropped, by reason, and how many attribute
+    labels were renamed or dropped so that every series stays valid, by reason
+    (``le_renamed``, ``le_dropped``, ``quantile_renamed``, ``quantile_dropped``,
+    ``scope_attribute_dropped``; once per data point)."""
 
     points: list[PromPoint] = field(default_factory=list)
     targets: dict[tuple[str, str], Labels] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
+    relabelled: Counter[str] = field(default_factory=Counter)
 
 
 # --- names -----------------------------------------------------------------------------------
-
-
-def _collapse(text: str) -> str:
-    return _UNDERSCORES.sub("_", text)
 
 
 def prometheus_unit(unit: str) -> str:
@@ -127,7 +134,7 @@ def prometheus_unit(unit: str) -> str:
     main = _UNITS.get(main, main)
     per = _PER_UNITS.get(per, per)
     word = f"{main}_per_{per}" if main and per else f"per_{per}" if per else main
-    return _collapse(_INVALID_LABEL_CHARS.sub("_", word)).strip("_")
+    return collapse(_INVALID_LABEL_CHARS.sub("_", word)).strip("_")
 
 
 def metric_name(name: str, unit: str, kind: Kind) -> tuple[str, str]:
@@ -139,7 +146,7 @@ def metric_name(name: str, unit: str, kind: Kind) -> tuple[str, str]:
     unit word is returned only when the family name ends with it (what OpenMetrics
     ``# UNIT`` requires), else ``""``.
     """
-    base = _collapse(_INVALID_NAME_CHARS.sub("_", name))
+    base = collapse(_INVALID_NAME_CHARS.sub("_", name))
     if base[:1].isdigit():
         base = "_" + base
     if kind is Kind.COUNTER and base.endswith("_total") and base != "_total":
@@ -149,95 +156,8 @@ def metric_name(name: str, unit: str, kind: Kind) -> tuple[str, str]:
         word = "ratio"
     if word and f"_{word}_" not in f"_{base}_":
         base = f"{base}_{word}"
-    base = _collapse(base)
+    base = collapse(base)
     return base, word if word and base.endswith(f"_{word}") else ""
-
-
-def label_name(key: str) -> str:
-    """A valid Prometheus label name: invalid characters -> ``_``, runs collapsed, a leading
-    digit gets ``key_`` and a leading ``_`` gets ``key`` (``__`` is reserved)."""
-    name = _collapse(_INVALID_LABEL_CHARS.sub("_", key))
-    if not name:
-        return "key_"
-    if name[0].isdigit():
-        return "key_" + name
-    if name[0] == "_":
-        return "key" + name
-    return name
-
-
-def attribute_value(value: AnyValue) -> str:
-    """An attribute value as a label value (non-strings as in the OTel attribute spec)."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind is None:
-        return ""
-    plain = _plain(value)
-    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"))
-
-
-def _plain(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "bool_value":
-        return "true" if value.bool_value else "false"
-    if kind == "int_value":
-        return str(value.int_value)
-    if kind == "double_value":
-        return _float_text(value.double_value)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind == "array_value":
-        return [_json(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _json(kv.value) for kv in value.kvlist_value.values}
-    return value.string_value if kind == "string_value" else ""
-
-
-def _json(value: AnyValue) -> Any:
-    """Nested values keep their JSON type (numbers stay numbers inside arrays)."""
-    kind = value.WhichOneof("value")
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        number = value.double_value
-        return number if math.isfinite(number) else _float_text(number)
-    return _plain(value)
-
-
-def _float_text(number: float) -> str:
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "+Inf" if number > 0 else "-Inf"
-    return repr(number)
-
-
-def labels_from(attributes: Iterable[KeyValue]) -> dict[str, str]:
-    """Sanitised labels; keys that collide are joined with ``;`` in original-key order.
-    Empty values are left out (Prometheus treats them as absent)."""
-    grouped: dict[str, list[tuple[str, str]]] = {}
-    for kv in attributes:
-        text = attribute_value(kv.value)
-        if text:
-            grouped.setdefault(label_name(kv.key), []).append((kv.key, text))
-    return {name: ";".join(v for _, v in sorted(pairs)) for name, pairs in grouped.items()}
-
-
-def job_instance(resource_attributes: Iterable[KeyValue]) -> tuple[str, str]:
-    """``job`` (``service.namespace/service.name`` or ``service.name``) and ``instance``
-    (``service.instance.id``); empty when absent."""
-    found = {kv.key: attribute_value(kv.value) for kv in resource_attributes
-             if kv.key in _IDENTIFYING}  # fmt: skip
-    name, namespace = found.get("service.name", ""), found.get("service.namespace", "")
-    job = f"{namespace}/{name}" if namespace and name else name
-    return job, found.get("service.instance.id", "")
-
-
-def _freeze(labels: dict[str, str]) -> Labels:
-    return tuple(sorted((k, v) for k, v in labels.items() if v))
 
 
 # --- points ----------------------------------------------------------------------------------
@@ -249,19 +169,19 @@ def translate(request: ExportMetricsServiceRequest) -> Translation:
     for rm in request.resource_metrics:
         attributes = rm.resource.attributes
         job, instance = job_instance(attributes)
-        others = labels_from(kv for kv in attributes if kv.key not in _IDENTIFYING)
+        others = labels_from(kv for kv in attributes if kv.key not in IDENTIFYING)
         if others:
-            out.targets[(job, instance)] = _freeze({**others, "job": job, "instance": instance})
+            out.targets[(job, instance)] = freeze({**others, "job": job, "instance": instance})
         for sm in rm.scope_metrics:
-            scope = {
-                "otel_scope_name": sm.scope.name,
-                "otel_scope_version": sm.scope.version,
-                "otel_scope_schema_url": sm.schema_url,
-                "job": job,
-                "instance": instance,
-            }
+            scope, conflicts = scope_labels(
+                sm.scope.name, sm.scope.version, sm.schema_url, sm.scope.attributes
+            )
+            scope.update(job=job, instance=instance)
+            before = len(out.points)
             for metric in sm.metrics:
                 _metric_points(metric, scope, out)
+            if conflicts:
+                out.relabelled["scope_attribute_dropped"] += conflicts * (len(out.points) - before)
     return out
 
 
@@ -290,7 +210,7 @@ def _metric_points(metric: metrics_pb2.Metric, scope: dict[str, str], out: Trans
     if data in ("sum", "gauge"):
         delta = data == "sum" and metric.sum.aggregation_temporality == _DELTA
         for num in getattr(metric, data).data_points:
-            point = _point(base, num, scope, delta)
+            point = _point(base, num, scope, delta, out)
             point.value = _number(num)
             if monotonic:
                 point.exemplars = tuple(_exemplars(num.exemplars))
@@ -298,7 +218,7 @@ def _metric_points(metric: metrics_pb2.Metric, scope: dict[str, str], out: Trans
     elif data == "histogram":
         delta = metric.histogram.aggregation_temporality == _DELTA
         for hist in metric.histogram.data_points:
-            point = _point(base, hist, scope, delta)
+            point = _point(base, hist, scope, delta, out)
             _fill_histogram(point, hist)
             out.points.append(point)
     elif data == "exponential_histogram":
@@ -308,7 +228,7 @@ def _metric_points(metric: metrics_pb2.Metric, scope: dict[str, str], out: Trans
             )
             return
         for exp in metric.exponential_histogram.data_points:
-            point = _point(base, exp, scope, False)
+            point = _point(base, exp, scope, False, out)
             point.bounds, point.counts = exponential_buckets(exp)
             point.count = exp.count
             point.sum = exp.sum if exp.HasField("sum") and not _negative(exp) else None
@@ -316,17 +236,23 @@ def _metric_points(metric: metrics_pb2.Metric, scope: dict[str, str], out: Trans
             out.points.append(point)
     else:
         for summ in metric.summary.data_points:
-            point = _point(base, summ, scope, False)
+            point = _point(base, summ, scope, False, out)
             point.count, point.sum = summ.count, summ.sum
             point.quantiles = tuple(sorted((q.quantile, q.value) for q in summ.quantile_values))
             out.points.append(point)
 
 
-def _point(base: PromPoint, dp: Any, scope: dict[str, str], delta: bool) -> PromPoint:
+def _point(
+    base: PromPoint, dp: Any, scope: dict[str, str], delta: bool, out: Translation
+) -> PromPoint:
     labels = labels_from(dp.attributes)
     labels.update(scope)  # scope and job/instance win over a data point attribute
+    if base.kind is Kind.HISTOGRAM:  # the exposition adds le / quantile: theirs win
+        reserve(labels, "le", out.relabelled)
+    elif base.kind is Kind.SUMMARY:
+        reserve(labels, "quantile", out.relabelled)
     return PromPoint(
-        base.family, base.kind, base.help, base.unit, _freeze(labels),
+        base.family, base.kind, base.help, base.unit, freeze(labels),
         dp.time_unix_nano or time.time_ns(),  # a point without a time counts as "now"
         start_ns=dp.start_time_unix_nano, delta=delta,
         stale=bool(dp.flags & _NO_RECORDED_VALUE),
@@ -391,7 +317,7 @@ def _exemplars(exemplars: Iterable[metrics_pb2.Exemplar]) -> Iterator[PromExempl
         size = sum(len(k) + len(v) for k, v in {**labels, **extra}.items())
         if size <= _EXEMPLAR_LABEL_CHARS:
             labels = {**extra, **labels}
-        yield PromExemplar(_freeze(labels), _number(ex), ex.time_unix_nano)
+        yield PromExemplar(freeze(labels), _number(ex), ex.time_unix_nano)
 
 
 def _number(dp: metrics_pb2.NumberDataPoint | metrics_pb2.Exemplar) -> float:

@@ -6,6 +6,10 @@ series (:mod:`exporters.prom_state`); a scrape of :attr:`PrometheusExporter.path
 or the classic text format from ``Accept``. The gateway's own metrics stay on ``/metrics``:
 the OTLP-derived series carry their services' ``job``/``instance`` and are scraped with
 ``honor_labels: true``, the gateway's own series must not be.
+
+``_created`` series (the start time of counters, histograms and summaries) are served only
+with ``created_series=True``: like the Collector's exporters by default, they are left out,
+since Prometheus 2.x stores each as one more series per counter and histogram.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class PrometheusExporter(ExporterBase):
         path: str = DEFAULT_PATH,
         metric_expiration: float = 300.0,
         max_series_per_metric: int = 2000,
+        created_series: bool = False,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.name = name
@@ -59,7 +64,7 @@ class PrometheusExporter(ExporterBase):
         )
         # The OTLP-derived series live in a private registry, never the gateway's own.
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StoreCollector(self.store))
+        self.registry.register(StoreCollector(self.store, created_series=created_series))
 
     def __repr__(self) -> str:
         return f"PrometheusExporter({self.path!r})"
@@ -90,15 +95,17 @@ class PrometheusExporter(ExporterBase):
 
 
 class StoreCollector(Collector):
-    """A prometheus_client collector yielding the store's families on each scrape."""
+    """A prometheus_client collector yielding the store's families on each scrape
+    (with their ``_created`` samples when ``created_series``)."""
 
-    def __init__(self, store: SeriesStore) -> None:
+    def __init__(self, store: SeriesStore, *, created_series: bool = False) -> None:
         self.store = store
+        self.created_series = created_series
 
     def collect(self) -> Iterable[Metric]:
         for family in self.store:
             if family.series:
-                yield _family_metric(family)
+                yield _family_metric(family, self.created_series)
         if self.store.targets:
             info = InfoMetricFamily("target", "Target metadata")
             for target in self.store.targets.values():
@@ -106,7 +113,7 @@ class StoreCollector(Collector):
             yield info
 
 
-def _family_metric(family: Family) -> Metric:
+def _family_metric(family: Family, created: bool) -> Metric:
     name, doc, unit = family.name, family.help, family.unit
     points = (s.point for s in family.series.values())
     if family.kind is Kind.COUNTER:
@@ -114,7 +121,8 @@ def _family_metric(family: Family) -> Metric:
         for p in points:
             labels = dict(p.labels)
             counter.add_sample(f"{counter.name}_total", labels, p.value, None, _latest(p))
-            _created(counter, p, labels)
+            if created:
+                _created(counter, p, labels)
         return counter
     if family.kind is Kind.GAUGE:
         gauge = GaugeMetricFamily(name, doc, unit=unit)
@@ -125,6 +133,8 @@ def _family_metric(family: Family) -> Metric:
         histogram = HistogramMetricFamily(name, doc, unit=unit)
         for p in points:
             _histogram_samples(histogram, p)
+            if created:
+                _created(histogram, p, dict(p.labels))
         return histogram
     summary = SummaryMetricFamily(name, doc, unit=unit)
     for p in points:
@@ -134,7 +144,8 @@ def _family_metric(family: Family) -> Metric:
                                value)  # fmt: skip
         summary.add_sample(f"{summary.name}_count", labels, float(p.count))
         summary.add_sample(f"{summary.name}_sum", labels, p.sum or 0.0)
-        _created(summary, p, labels)
+        if created:
+            _created(summary, p, labels)
     return summary
 
 
@@ -155,10 +166,10 @@ def _histogram_samples(histogram: Metric, p: PromPoint) -> None:
     histogram.add_sample(f"{histogram.name}_count", labels, float(count))
     if p.sum is not None:
         histogram.add_sample(f"{histogram.name}_sum", labels, p.sum)
-    _created(histogram, p, labels)
 
 
 def _created(metric: Metric, p: PromPoint, labels: dict[str, str]) -> None:
+    """The point's start time, in seconds, as ``<name>_created`` (when it is known)."""
     if p.start_ns > 0:
         metric.add_sample(f"{metric.name}_created", labels, p.start_ns / 1e9)
 

@@ -9,6 +9,11 @@ refuse the whole request for one out-of-order sample.
 A batch is translated and encoded once: when its delivery is retried the same bytes are
 sent again, so deltas are never added twice. Send it with one queue consumer (the default
 for this exporter) so the samples of a series reach Prometheus in time order.
+
+With ``created_series=True`` counters, histograms and summaries whose start time is known
+also get a ``<family>_created`` series: the start time in seconds, as OpenMetrics exposes it
+(the Collector's ``export_created_metric`` sends milliseconds). Off by default, as in the
+Collector: it is one more series per counter, histogram and summary.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class RemoteWriteExporter(ExporterBase):
         headers: Mapping[str, str] | None = None,
         timeout: float = 10.0,
         metric_expiration: float = 300.0,
+        created_series: bool = False,
         registry: CollectorRegistry | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -74,6 +80,7 @@ class RemoteWriteExporter(ExporterBase):
         self.name = name
         self.headers = dict(headers or {})
         self.timeout = timeout
+        self.created_series = created_series
         self.store = store_for(
             name,
             registry if registry is not None else CollectorRegistry(),
@@ -135,7 +142,7 @@ class RemoteWriteExporter(ExporterBase):
         families: dict[str, PromPoint] = {}
         newest: dict[tuple[str, str], int] = {}
         for point in points:
-            for name, labels, value, exemplars in samples(point):
+            for name, labels, value, exemplars in samples(point, self.created_series):
                 series = out.timeseries.add()
                 _set_labels(series.labels, (("__name__", name), *labels))
                 series.samples.add(value=value, timestamp=point.time_ns // 1_000_000)
@@ -198,9 +205,15 @@ def _set_labels(target: Any, labels: Labels) -> None:
             target.add(name=name, value=value)
 
 
-def samples(point: PromPoint) -> Iterator[tuple[str, Labels, float, tuple[PromExemplar, ...]]]:
-    """``(metric name, labels, value, exemplars)`` of every sample of a cumulative point;
-    stale markers for a point flagged as having no recorded value."""
+def samples(
+    point: PromPoint, created: bool = False
+) -> Iterator[tuple[str, Labels, float, tuple[PromExemplar, ...]]]:
+    """``(metric name, labels, value, exemplars)`` of every sample of a cumulative point
+    (and its ``_created`` sample if ``created``); stale markers for a point flagged as having
+    no recorded value."""
+    if created and point.kind is not Kind.GAUGE and point.start_ns > 0:
+        start = STALE_NAN if point.stale else point.start_ns / 1e9
+        yield f"{point.family}_created", point.labels, start, ()
     name, labels = _main_name(point), point.labels
     if point.kind in (Kind.COUNTER, Kind.GAUGE):
         value = STALE_NAN if point.stale else point.value

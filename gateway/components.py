@@ -71,6 +71,7 @@ def build_exporter(
             path=config.path,
             metric_expiration=config.metric_expiration,
             max_series_per_metric=config.max_series_per_metric,
+            created_series=config.created_series,
             registry=registry,
         )
     if isinstance(config, PrometheusRemoteWriteExporterConfig):
@@ -80,6 +81,7 @@ def build_exporter(
             headers=config.headers,
             timeout=config.timeout,
             metric_expiration=config.metric_expiration,
+            created_series=config.created_series,
             registry=registry,
         )
     if isinstance(config, OtlpExporterConfig):

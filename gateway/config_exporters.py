@@ -184,11 +184,13 @@ _ADMIN_PATHS = ("/metrics", "/health", "/slo", "/alerts", "/errors", "/api", "/d
 class PrometheusExporterConfig(ExporterSettings):
     """The ``prometheus`` pull exporter, metrics only: served on the admin listener at
     ``path``; series not updated for ``metric_expiration`` are removed; a metric takes at
-    most ``max_series_per_metric`` series (0 = no limit)."""
+    most ``max_series_per_metric`` series (0 = no limit). ``created_series`` adds the
+    ``_created`` samples (off, as in the Collector: one more series per counter/histogram)."""
 
     path: str = "/metrics/otlp"
     metric_expiration: Duration = Field(default=300.0, gt=0)
     max_series_per_metric: int = Field(default=2000, ge=0)
+    created_series: bool = False
 
     @field_validator("path")
     @classmethod
@@ -203,12 +205,14 @@ class PrometheusExporterConfig(ExporterSettings):
 class PrometheusRemoteWriteExporterConfig(ExporterSettings):
     """The ``prometheusremotewrite`` exporter, metrics only: remote write 1.0 to
     ``endpoint`` (the full URL, e.g. ``http://prometheus:9090/api/v1/write``). One queue
-    consumer by default, so each series' samples arrive in time order."""
+    consumer by default, so each series' samples arrive in time order. ``created_series``
+    also sends ``<name>_created`` series (off by default, as in the Collector)."""
 
     endpoint: str
     headers: dict[str, str] = Field(default_factory=dict)
     timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
     metric_expiration: Duration = Field(default=300.0, gt=0)
+    created_series: bool = False
     sending_queue: QueueSettings = QueueSettings(num_consumers=1)
 
     @field_validator("endpoint")

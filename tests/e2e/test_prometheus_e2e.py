@@ -5,15 +5,21 @@
    from the SDK, accumulated by the gateway).
 3. outage: the receiver is down ~10 s and restarted on the same port and storage; every
    sample accepted meanwhile arrives. Counts are printed (pytest -s).
+4. label collisions: a histogram point with an ``le`` attribute, a summary point with a
+   ``quantile`` one and scope attributes, through pull (the real ``promtool check metrics``,
+   the OpenMetrics parser, a real scrape) and remote write (a real Prometheus accepts them).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
@@ -22,7 +28,9 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
+from tests.exporters.test_prom_translate import request_of, summary_metric
 from tests.support.gateway_process import GatewayProcess
 from tests.support.prometheus_server import PrometheusServer, value_of
 
@@ -241,5 +249,116 @@ def test_remote_write_outage_loses_nothing(start_gateway, prometheus):
         for what in ("failed", "dropped"):
             name = f"otelgate_exporter_{what}_items_total"
             assert gateway.metric(name, exporter="prometheusremotewrite") == 0
+    finally:
+        provider.shutdown()
+
+
+# --- label collisions: le / quantile attributes and scope attributes --------------------------
+
+SCOPE_ATTRIBUTES = {"lib.mascot": "gopher", "name": "not the scope name"}
+
+
+def send_colliding(gateway: GatewayProcess, provider: MeterProvider) -> None:
+    """SDK: a histogram point with an ``le`` attribute and a counter, in a scope with
+    attributes; raw OTLP (the SDK makes no summaries): a summary with a ``quantile`` one."""
+    meter = provider.get_meter("e2e.meter", "0.3", attributes=SCOPE_ATTRIBUTES)
+    duration = meter.create_histogram(
+        "app.request.duration", unit="s", description="Request time",
+        explicit_bucket_boundaries_advisory=[0.1, 0.5, 1.0],
+    )  # fmt: skip
+    requests = meter.create_counter("app.requests", unit="{request}", description="Calls")
+    for seconds in (0.05, 0.3, 0.7, 2.0):
+        duration.record(seconds, {"le": "high", "http.route": "/checkout"})
+    requests.add(3, {"http.route": "/checkout"})
+    flush(provider)
+    summary = summary_metric(
+        "rpc.time", {0.5: 1.0, 0.99: 3.0}, labels={"quantile": "p50"}, t=time.time_ns()
+    )
+    request = request_of(summary, scope=("e2e.raw", "1.0"), scope_attributes=SCOPE_ATTRIBUTES)
+    response = httpx.post(
+        f"{gateway.http_endpoint}/v1/metrics",
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+
+
+def check_colliding_series(server: PrometheusServer) -> None:
+    """Prometheus holds every series, with the attribute renamed and the scope labels."""
+    buckets = server.wait_for(
+        'app_request_duration_seconds_bucket{exported_le="high"}', lambda r: len(r) == 4
+    )
+    by_le = {r["metric"]["le"]: float(r["value"][1]) for r in buckets}
+    assert by_le == {"0.1": 1, "0.5": 2, "1.0": 3, "+Inf": 4}, server.logs()
+    assert {r["metric"]["otel_scope_lib_mascot"] for r in buckets} == {"gopher"}
+    assert {r["metric"]["otel_scope_name"] for r in buckets} == {"e2e.meter"}
+    count = server.wait_for('app_request_duration_seconds_count{exported_le="high"}')
+    assert value_of(count) == 4
+    quantiles = server.wait_for('rpc_time_seconds{exported_quantile="p50"}', lambda r: len(r) == 2)
+    assert {r["metric"]["quantile"]: float(r["value"][1]) for r in quantiles} == {
+        "0.5": 1.0,
+        "0.99": 3.0,
+    }
+    assert value_of(server.wait_for('rpc_time_seconds_count{exported_quantile="p50"}')) == 10
+    total = server.wait_for('app_requests_total{otel_scope_lib_mascot="gopher"}')
+    assert value_of(total, http_route="/checkout") == 3
+
+
+def test_pull_with_le_quantile_and_scope_attributes_is_valid(start_gateway, prometheus):
+    gateway = start_gateway(metrics_config("prometheus", {}))
+    target = f"127.0.0.1:{gateway.admin_port}"
+    server = prometheus(scrape={"otelgate-otlp": (target, "/metrics/otlp")})
+    provider = sdk(gateway)
+    try:
+        send_colliding(gateway, provider)
+        url = f"{gateway.admin_url}/metrics/otlp"
+        text = httpx.get(url, timeout=10).text
+        promtool = shutil.which("promtool")
+        assert promtool, "promtool is not on PATH: .ci/run installs it with prometheus"
+        checked = subprocess.run(
+            [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        )
+        assert (checked.returncode, checked.stderr) == (0, ""), text
+        accept = "application/openmetrics-text;version=1.0.0"
+        om = httpx.get(url, headers={"Accept": accept}, timeout=10).text
+        families = {f.name: f for f in parse_om(om)}  # raises on an invalid exposition
+        histogram = families["app_request_duration_seconds"]
+        assert all(s.labels["exported_le"] == "high" for s in histogram.samples)
+        assert "_created" not in om  # off by default
+        check_colliding_series(server)
+        assert value_of(server.wait_for('up{job="otelgate-otlp"}')) == 1
+        renamed = gateway.metric(
+            "otelgate_prometheus_label_conflicts_total", exporter="prometheus", reason="le_renamed"
+        )
+        print(f"\n[prometheus pull] promtool: ok; OpenMetrics parser: {len(families)} families; "
+              f"le renamed on {renamed:.0f} point(s)")  # fmt: skip
+        assert renamed == 1
+    finally:
+        provider.shutdown()
+
+
+def test_remote_write_with_le_quantile_and_scope_attributes_is_accepted(start_gateway, prometheus):
+    server = prometheus(remote_write_receiver=True)
+    settings = {"endpoint": server.write_url, "retry_on_failure": FAST_RETRY}
+    gateway = start_gateway(metrics_config("prometheusremotewrite", settings))
+    provider = sdk(gateway)
+    try:
+        send_colliding(gateway, provider)
+        check_colliding_series(server)
+        exporter = "prometheusremotewrite"
+        failed = gateway.metric("otelgate_exporter_failed_items_total", exporter=exporter)
+        sent = gateway.metric("otelgate_exporter_sent_items_total", exporter=exporter)
+        conflicts = {
+            reason: gateway.metric(
+                "otelgate_prometheus_label_conflicts_total", exporter=exporter, reason=reason
+            )
+            for reason in ("le_renamed", "quantile_renamed", "scope_attribute_dropped")
+        }
+        print(f"\n[remote write] sent={sent:.0f} failed={failed:.0f} conflicts={conflicts}")
+        assert failed == 0, gateway.logs()
+        assert sent == 3  # histogram, counter, summary points
+        assert conflicts == {"le_renamed": 1, "quantile_renamed": 1, "scope_attribute_dropped": 3}
+        assert gateway.metric("otelgate_exporter_retries_total", exporter=exporter) == 0
     finally:
         provider.shutdown()

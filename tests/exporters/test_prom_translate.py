@@ -60,12 +60,14 @@ def request_of(
     *metrics: metrics_pb2.Metric,
     resource: dict[str, Any] | None = None,
     scope: tuple[str, str] = ("my.lib", "1.2"),
+    scope_attributes: dict[str, Any] | None = None,
 ) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()
     rm.resource.attributes.extend(attrs(RESOURCE if resource is None else resource))
     sm = rm.scope_metrics.add()
     sm.scope.name, sm.scope.version = scope
+    sm.scope.attributes.extend(attrs(scope_attributes or {}))
     sm.metrics.extend(metrics)
     return request
 
@@ -106,7 +108,7 @@ def histogram_metric(
     t: int = T0 + SEC,
     labels: dict[str, Any] | None = None,
 ) -> metrics_pb2.Metric:
-    metric = metrics_pb2.Metric(name=name, unit=unit)
+    metric = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
     metric.histogram.aggregation_temporality = temporality
     metric.histogram.data_points.add(
         attributes=attrs(labels or {}),
@@ -117,6 +119,24 @@ def histogram_metric(
         time_unix_nano=t,
         start_time_unix_nano=T0,
     )
+    return metric
+
+
+def summary_metric(
+    name: str,
+    quantiles: dict[float, float],
+    *,
+    labels: dict[str, Any] | None = None,
+    unit: str = "s",
+    t: int = T0 + SEC,
+) -> metrics_pb2.Metric:
+    metric = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
+    dp = metric.summary.data_points.add(
+        attributes=attrs(labels or {}), count=10, sum=55.0, time_unix_nano=t,
+        start_time_unix_nano=T0,
+    )  # fmt: skip
+    for quantile, value in quantiles.items():
+        dp.quantile_values.add(quantile=quantile, value=value)
     return metric
 
 

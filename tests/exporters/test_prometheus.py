@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from tests.exporters.test_prom_translate import (
     histogram_metric,
     request_of,
     sum_metric,
+    summary_metric,
 )
 from tests.support.otlp_samples import sample_request
 
@@ -46,6 +49,29 @@ def value(text: str, name: str, **labels: str) -> float:
 async def push(exporter: PrometheusExporter, *metrics, **kwargs) -> None:
     request = request_of(*metrics, **kwargs)
     await exporter.push(Batch.from_request(Signal.METRICS, request))
+
+
+def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` (the real one) on a text-format exposition."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is not on PATH: .ci/run installs it with prometheus"
+    return subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+
+
+async def colliding_exporter(**kwargs: Any) -> PrometheusExporter:
+    """An exporter holding a histogram with an ``le`` attribute, a summary with a
+    ``quantile`` one and a counter, all in a scope with attributes."""
+    exporter = PrometheusExporter(registry=CollectorRegistry(), **kwargs)
+    await push(
+        exporter,
+        histogram_metric("app.latency", [0.1, 1.0], [2, 3, 1], 4.5, labels={"le": "high"}),
+        summary_metric("rpc.time", {0.5: 1.0, 0.99: 3.0}, labels={"quantile": "p"}),
+        sum_metric("app.requests", [({"http.route": "/a"}, 3.0)]),
+        scope_attributes={"lib.mascot": "gopher", "name": "dropped"},
+    )
+    return exporter
 
 
 async def test_scrape_shows_translated_series_in_text_format():
@@ -173,8 +199,13 @@ def test_config_defaults_and_checks():
         300.0,
         2000,
     )
+    assert pull.created_series is False
     push = _config("prometheusremotewrite", {"endpoint": "http://p:9090/api/v1/write"})
     assert push.exporters["prometheusremotewrite"].sending_queue.num_consumers == 1
+    assert push.exporters["prometheusremotewrite"].created_series is False
+    on = _config("prometheus", {"created_series": True}).exporters["prometheus"]
+    assert on.created_series is True
+
     cases: list[tuple[dict[str, Any], str]] = [
         ({"path": "/metrics"}, "admin route"),
         ({"path": "metrics"}, "URL path"),
@@ -187,3 +218,63 @@ def test_config_defaults_and_checks():
         _config("prometheusremotewrite", {"endpoint": "p:9090"})
     with pytest.raises(ConfigError, match="prometheus"):
         _config("prometheus", {}, signal="traces")
+
+
+async def test_le_quantile_and_scope_attributes_pass_promtool_and_openmetrics_parser():
+    exporter = await colliding_exporter()
+    text = exporter.render("")[0].decode()
+    checked = promtool_check(text)
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, "", ""), text
+    om_text = exporter.render(OM_ACCEPT)[0].decode()
+    families = {f.name: f for f in parse_om(om_text)}  # raises on an invalid exposition
+    buckets = [s for s in families["app_latency_seconds"].samples if s.name.endswith("_bucket")]
+    assert [s.labels["le"] for s in buckets] == ["0.1", "1.0", "+Inf"]
+    quantiles = [s for s in families["rpc_time_seconds"].samples if "quantile" in s.labels]
+    assert [s.labels["quantile"] for s in quantiles] == ["0.5", "0.99"]
+    for family in families.values():
+        for sample in family.samples:
+            if family.name == "target":
+                continue
+            assert sample.labels["otel_scope_lib_mascot"] == "gopher", sample
+            assert sample.labels["otel_scope_name"] == "my.lib", sample
+            if family.name == "app_latency_seconds":
+                assert sample.labels["exported_le"] == "high", sample
+            if family.name == "rpc_time_seconds":
+                assert sample.labels["exported_quantile"] == "p", sample
+    assert samples(text) == samples(om_text, parse_om)  # the same series in both formats
+
+
+async def test_created_series_are_off_by_default():
+    exporter = await colliding_exporter()
+    for accept in ("", OM_ACCEPT):
+        text = exporter.render(accept)[0].decode()
+        assert "_created" not in text, text
+
+
+async def test_created_series_when_configured():
+    exporter = await colliding_exporter(created_series=True)
+    gauge = gauge_metric("mem", 1)
+    gauge.description = "memory"
+    await push(exporter, gauge)  # a gauge has no _created
+    text = exporter.render(OM_ACCEPT)[0].decode()
+    created = {n: v for (n, _), v in samples(text, parse_om).items() if n.endswith("_created")}
+    assert created == {
+        "app_requests_created": T0 / 1e9,
+        "app_latency_seconds_created": T0 / 1e9,
+        "rpc_time_seconds_created": T0 / 1e9,
+    }
+    checked = promtool_check(exporter.render("")[0].decode())
+    assert checked.returncode == 0, checked.stderr
+
+
+async def test_created_series_setting_reaches_the_exporter():
+    from gateway.components import build_exporter
+
+    pull = _config("prometheus", {"created_series": True}).exporters["prometheus"]
+    exporter = build_exporter(pull)
+    assert isinstance(exporter, PrometheusExporter)
+    await push(exporter, sum_metric("hits", [({}, 1.0)]))
+    assert "hits_created" in exporter.render(OM_ACCEPT)[0].decode()
+    settings = {"endpoint": "http://p:9090/api/v1/write", "created_series": True}
+    config = _config("prometheusremotewrite", settings).exporters["prometheusremotewrite"]
+    assert getattr(build_exporter(config), "created_series", None) is True

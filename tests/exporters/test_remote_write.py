@@ -23,6 +23,7 @@ from tests.exporters.test_prom_translate import (
     histogram_metric,
     request_of,
     sum_metric,
+    summary_metric,
 )
 from tests.support.otlp_samples import sample_request
 
@@ -193,3 +194,61 @@ async def test_other_signals_are_refused_permanently(setup):
     with pytest.raises(PermanentError):
         await exporter.push(Batch.from_request(Signal.LOGS, sample_request(Signal.LOGS)))
     assert receiver.requests == []
+
+
+def colliding_batch() -> Batch:
+    request = request_of(
+        histogram_metric("lat", [0.5], [1, 2], 2.5, labels={"le": "x"}),
+        summary_metric("rpc", {0.5: 1.0}, labels={"quantile": "q"}),
+        sum_metric("hits", [({}, 4.0)]),
+        gauge_metric("mem", 3),
+        scope_attributes={"lib.mascot": "gopher"},
+    )
+    return Batch.from_request(Signal.METRICS, request)
+
+
+async def test_le_quantile_and_scope_attributes_make_valid_series(setup):
+    exporter, receiver = setup
+    await exporter.push(colliding_batch())
+    for ts in receiver.decoded().timeseries:
+        names = [label.name for label in ts.labels]
+        assert names == sorted(set(names)), names  # sorted, no duplicates ("le" not unique)
+    series = receiver.series()
+    assert {labels["le"] for labels, _, _ in series["lat_seconds_bucket"]} == {"0.5", "+Inf"}
+    assert all(labels["exported_le"] == "x" for labels, _, _ in series["lat_seconds_bucket"])
+    assert series["lat_seconds_count"][0][0]["exported_le"] == "x"
+    [(quantile, _, _)] = series["rpc_seconds"]
+    assert (quantile["quantile"], quantile["exported_quantile"]) == ("0.5", "q")
+    for name, found in series.items():
+        if name != "target_info":
+            assert all(labels["otel_scope_lib_mascot"] == "gopher" for labels, _, _ in found)
+
+
+async def test_no_created_series_by_default(setup):
+    exporter, receiver = setup
+    await exporter.push(colliding_batch())
+    assert not [name for name in receiver.series() if name.endswith("_created")]
+
+
+async def test_created_series_when_configured():
+    receiver = Receiver()
+    exporter = RemoteWriteExporter(
+        URL, registry=CollectorRegistry(), transport=httpx.MockTransport(receiver),
+        created_series=True,
+    )  # fmt: skip
+    await exporter.start()
+    try:
+        await exporter.push(colliding_batch())
+    finally:
+        await exporter.shutdown()
+    series = receiver.series()
+    created = {name: found for name, found in series.items() if name.endswith("_created")}
+    same_labels_as = {
+        "hits_created": "hits_total",
+        "lat_seconds_created": "lat_seconds_count",
+        "rpc_seconds_created": "rpc_seconds_count",
+    }  # a gauge (mem) has none
+    assert sorted(created) == sorted(same_labels_as)
+    for name, [(labels, value, stamp)] in created.items():
+        assert value == T0 / 1e9 and stamp == (T0 + SEC) // 1_000_000, name  # seconds, like OM
+        assert labels == series[same_labels_as[name]][0][0]
