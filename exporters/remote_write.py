@@ -6,9 +6,11 @@ accumulated into cumulative series (remote write needs cumulative values), and p
 newer than the last one of their series are dropped and counted, since Prometheus would
 refuse the whole request for one out-of-order sample.
 
-A batch is translated and encoded once: when its delivery is retried the same bytes are
-sent again, so deltas are never added twice. Send it with one queue consumer (the default
-for this exporter) so the samples of a series reach Prometheus in time order.
+A batch is translated once: when its delivery is retried the same series are sent again, so
+deltas are never added twice. Send it with one queue consumer (the default for this exporter)
+so the samples of a series reach Prometheus in time order. Requests stay under
+``max_request_bytes``, and series the receiver refuses cost only their own data points
+(:mod:`exporters.remote_write_send`).
 
 With ``created_series=True`` counters, histograms and summaries whose start time is known
 also get a ``<family>_created`` series: the start time in seconds, as OpenMetrics exposes it
@@ -25,7 +27,6 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import cramjam
 import httpx
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -34,18 +35,19 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from exporters import remote_write_pb as pb
-from exporters.base import ExporterBase
-from exporters.http_post import error_text, post
+from exporters.base import ExporterBase, Refused
+from exporters.http_post import post
 from exporters.prom_state import store_for
 from exporters.prom_translate import Kind, Labels, PromExemplar, PromPoint, translate
+from exporters.remote_write_send import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    Translated,
+    classify_response,
+    send,
+)
 from gateway import __version__
 from gateway.batch import Batch, Signal
-from gateway.errors import (
-    PermanentError,
-    RetryableError,
-    ThrottledError,
-    parse_retry_after,
-)
+from gateway.errors import PermanentError
 from gateway.redact import redact_url
 
 log = logging.getLogger("otelgate.exporter.remote_write")
@@ -57,7 +59,9 @@ _HEADERS = {
     "Content-Type": "application/x-protobuf",
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
-_MAX_PENDING_BODIES = 256  # encoded batches kept for retries (the queue holds the batches)
+_MAX_PENDING = 256  # translated batches kept for retries (the queue holds the batches)
+
+__all__ = ["RemoteWriteExporter", "classify_response", "samples"]
 
 
 class RemoteWriteExporter(ExporterBase):
@@ -72,6 +76,7 @@ class RemoteWriteExporter(ExporterBase):
         timeout: float = 10.0,
         metric_expiration: float = 300.0,
         created_series: bool = False,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         registry: CollectorRegistry | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -81,6 +86,7 @@ class RemoteWriteExporter(ExporterBase):
         self.headers = dict(headers or {})
         self.timeout = timeout
         self.created_series = created_series
+        self.max_request_bytes = max_request_bytes  # before snappy; 0 = no limit
         self.store = store_for(
             name,
             registry if registry is not None else CollectorRegistry(),
@@ -88,7 +94,7 @@ class RemoteWriteExporter(ExporterBase):
             max_series_per_metric=0,
         )
         self._http: httpx.AsyncClient | None = None
-        self._bodies: OrderedDict[Batch, bytes] = OrderedDict()
+        self._pending: OrderedDict[Batch, Translated] = OrderedDict()
         self._target_times: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
@@ -106,43 +112,50 @@ class RemoteWriteExporter(ExporterBase):
             await self._http.aclose()
             self._http = None
 
-    async def push(self, batch: Batch) -> None:
-        """Send one metrics batch; raise a classified error when it was not accepted."""
+    async def push(self, batch: Batch) -> Refused | None:
+        """Send one metrics batch; raise a classified error when it was not accepted, return
+        the data points the receiver refused when it took the rest."""
         if batch.signal is not Signal.METRICS:
             raise PermanentError(f"remote write takes metrics, not {batch.signal}")
-        if self._http is None:
+        http = self._http
+        if http is None:
             raise RuntimeError(f"{self!r} used before start()")
-        body = self._bodies.get(batch)
-        if body is None:
-            request = self.write_request(batch.request)  # type: ignore[arg-type]  # metrics
-            if not request.timeseries:
-                return
-            body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
-            self._bodies[batch] = body
-            while len(self._bodies) > _MAX_PENDING_BODIES:
-                self._bodies.popitem(last=False)
+        translated = self._pending.get(batch)
+        if translated is None:
+            translated = self.translate(batch.request)  # type: ignore[arg-type]  # metrics
+            if not translated.request.timeseries:
+                return None
+            self._pending[batch] = translated
+            while len(self._pending) > _MAX_PENDING:
+                self._pending.popitem(last=False)
+
+        async def post_body(body: bytes) -> httpx.Response:
+            return await post(http, self.endpoint, "remote write", body, _HEADERS)
+
         try:
-            response = await post(self._http, self.endpoint, "remote write", body, _HEADERS)
+            refused, reason = await send(translated, post_body, self.max_request_bytes)
         except PermanentError:
-            self._bodies.pop(batch, None)  # never sent again: forget its cached body
+            self._pending.pop(batch, None)  # never sent again: forget its translation
             raise
-        if 200 <= response.status_code < 300:
-            self._bodies.pop(batch, None)
-            return
-        error = classify_response(response)
-        if isinstance(error, PermanentError):
-            self._bodies.pop(batch, None)
-        raise error
+        self._pending.pop(batch, None)
+        return Refused(len(refused), reason) if reason else None
 
     def write_request(self, request: ExportMetricsServiceRequest) -> Any:
         """The ``WriteRequest`` for an OTLP metrics request (updates the series state)."""
+        return self.translate(request).request
+
+    def translate(self, request: ExportMetricsServiceRequest) -> Translated:
+        """The ``WriteRequest`` for an OTLP metrics request and the point of each series
+        (updates the series state)."""
         translation = translate(request)
         points = self.store.apply(translation)
         out = pb.WriteRequest()
+        owners: list[int | None] = []
         families: dict[str, PromPoint] = {}
         newest: dict[tuple[str, str], int] = {}
-        for point in points:
+        for index, point in enumerate(points):
             for name, labels, value, exemplars in samples(point, self.created_series):
+                owners.append(index)
                 series = out.timeseries.add()
                 _set_labels(series.labels, (("__name__", name), *labels))
                 series.samples.add(value=value, timestamp=point.time_ns // 1_000_000)
@@ -158,6 +171,7 @@ class RemoteWriteExporter(ExporterBase):
             if latest is None or latest <= self._target_times.get(key, -1):
                 continue  # an older or equal timestamp would be refused as out of order
             self._target_times[key] = latest
+            owners.append(None)
             series = out.timeseries.add()
             _set_labels(series.labels, (("__name__", "target_info"), *labels))
             series.samples.add(value=1.0, timestamp=latest)
@@ -171,19 +185,7 @@ class RemoteWriteExporter(ExporterBase):
                 help=point.help,
                 unit=point.unit,
             )
-        return out
-
-
-def classify_response(response: httpx.Response) -> PermanentError | RetryableError:
-    """429 and 5xx are retried (honouring Retry-After); any other status is permanent."""
-    status = response.status_code
-    message = f"HTTP {status}: {error_text(response)}"
-    delay = parse_retry_after(response.headers.get("Retry-After"))
-    if status in (429, 503):
-        return ThrottledError(message, delay)
-    if status >= 500:
-        return RetryableError(message, delay)
-    return PermanentError(message)
+        return Translated(out, owners)
 
 
 def _within(point: PromPoint, lower: float, upper: float) -> tuple[PromExemplar, ...]:

@@ -82,6 +82,7 @@ def build_exporter(
             timeout=config.timeout,
             metric_expiration=config.metric_expiration,
             created_series=config.created_series,
+            max_request_bytes=config.max_request_bytes,
             registry=registry,
         )
     if isinstance(config, OtlpExporterConfig):

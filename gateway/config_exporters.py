@@ -18,6 +18,9 @@ from exporters.loki import DEFAULT_RESOURCE_LABELS as LOKI_DEFAULT_RESOURCE_LABE
 from exporters.loki import LABEL_NAME as LOKI_LABEL_NAME
 from exporters.loki import MAX_LABELS as LOKI_MAX_LABELS
 from exporters.otlp import DEFAULT_MAX_REQUEST_BYTES as OTLP_MAX_REQUEST_BYTES
+from exporters.remote_write_send import (
+    DEFAULT_MAX_REQUEST_BYTES as REMOTE_WRITE_MAX_REQUEST_BYTES,
+)
 from gateway.config_base import Duration, StrictModel, host_port
 
 MEMORY_QUEUE_BYTES = 64 * 1024 * 1024
@@ -213,6 +216,8 @@ class PrometheusRemoteWriteExporterConfig(ExporterSettings):
     timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
     metric_expiration: Duration = Field(default=300.0, gt=0)
     created_series: bool = False
+    # Largest request sent, before snappy; more series go in several requests. 0: no limit.
+    max_request_bytes: int = Field(default=REMOTE_WRITE_MAX_REQUEST_BYTES, ge=0)
     sending_queue: QueueSettings = QueueSettings(num_consumers=1)
 
     @field_validator("endpoint")

@@ -1,5 +1,6 @@
-"""One item a backend refuses costs only itself, through the real exporters and look-alikes that
-answer like the real backends (tests/support/REAL_LOKI.md, tests/support/otlp_sink.py).
+"""One item a backend refuses costs only itself, through the real exporters and a real
+Prometheus, or look-alikes that answer like the real backends (tests/support/REAL_LOKI.md,
+tests/support/otlp_sink.py).
 
 Each test queues a batch holding one poison item, then a clean batch, on a queue with the
 default retry policy (5 minutes) and a single worker: every other item must be delivered
@@ -11,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from prometheus_client import CollectorRegistry
@@ -22,12 +27,14 @@ from exporters.base import Exporter
 from exporters.loki import LokiExporter
 from exporters.otlp import OtlpExporter
 from exporters.queue import ExporterQueue
+from exporters.remote_write import RemoteWriteExporter
 from gateway.batch import Batch, Signal
 from gateway.components import _adjusted_counter
 from gateway.selfmetrics import GatewayMetrics
 from tests.support.loki_server import LokiServer
 from tests.support.otlp_samples import sample_request, span_id, trace_id
 from tests.support.otlp_sink import OtlpSink
+from tests.support.prometheus_server import PrometheusServer
 
 DEADLINE = 10.0  # seconds; the default retry policy would hold a poison batch for 300
 
@@ -211,3 +218,42 @@ async def test_a_partial_success_counts_the_rejected_items_failed_and_the_rest_s
     assert _value(registry, "otelgate_exporter_sent_items_total",
                   exporter="poisoned", signal="traces") == 7  # fmt: skip
     assert queue.status.last_error is not None and "3 spans were too old" in queue.status.last_error
+
+
+def _gauges(first: int, n: int, at_ns: int) -> ExportMetricsServiceRequest:
+    request = ExportMetricsServiceRequest()
+    scope = request.resource_metrics.add().scope_metrics.add()
+    for i in range(first, first + n):
+        metric = scope.metrics.add(name=f"poison_gauge_{i}")
+        metric.gauge.data_points.add(as_double=float(i), time_unix_nano=at_ns)
+    return request
+
+
+async def test_remote_write_delivers_every_series_but_the_one_prometheus_refuses(
+    tmp_path: Path,
+) -> None:
+    """A real Prometheus answers 400 ("out of bounds") for a sample 3 h older than its head,
+    and keeps (or, in 2.42, rolls back) the rest: the series are halved until the old one
+    stands alone; the other 49 are queryable, one point is counted failed."""
+    now = time.time_ns()
+    poisoned = _gauges(50, 50, now)
+    point = poisoned.resource_metrics[0].scope_metrics[0].metrics[17].gauge.data_points[0]
+    point.time_unix_nano = now - 3 * 3600 * 10**9
+    with PrometheusServer(tmp_path, remote_write_receiver=True) as prometheus:
+        exporter = RemoteWriteExporter(prometheus.write_url, registry=CollectorRegistry())
+        queue, registry = _queue(exporter)
+        await queue.start()
+        try:
+            queue.offer(Batch.from_request(Signal.METRICS, _gauges(0, 50, now)))
+            queue.offer(Batch.from_request(Signal.METRICS, poisoned))
+            queue.offer(Batch.from_request(Signal.METRICS, _gauges(100, 10, now)))
+            await _until(lambda: queue.size == 0)
+        finally:
+            await queue.shutdown(5)
+        found = prometheus.query('count({__name__=~"poison_gauge_.*"})')
+        assert float(found[0]["value"][1]) == 109
+        assert prometheus.query("poison_gauge_67") == []
+    assert _value(registry, "otelgate_exporter_failed_items_total",
+                  exporter="poisoned", signal="metrics") == 1  # fmt: skip
+    assert _value(registry, "otelgate_exporter_sent_items_total",
+                  exporter="poisoned", signal="metrics") == 109  # fmt: skip

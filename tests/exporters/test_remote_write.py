@@ -109,23 +109,31 @@ async def test_headers_and_snappy_protobuf_body(setup):
 
 
 @pytest.mark.parametrize(
-    ("status", "headers", "error", "retry_after"),
+    ("status", "headers", "text", "error", "retry_after"),
     [
-        (500, {}, RetryableError, None),
-        (502, {}, RetryableError, None),
-        (503, {"Retry-After": "3"}, ThrottledError, 3.0),
-        (429, {"Retry-After": "7"}, ThrottledError, 7.0),
-        (400, {}, PermanentError, None),
-        (404, {}, PermanentError, None),
+        (500, {}, "write failed", RetryableError, None),
+        (502, {}, "bad gateway", RetryableError, None),
+        (503, {"Retry-After": "3"}, "busy", ThrottledError, 3.0),
+        (429, {"Retry-After": "7"}, "slow down", ThrottledError, 7.0),
+        (404, {}, "not found", PermanentError, None),
+        # the data: the only series is refused, the batch's one point counted refused
+        (400, {}, "out of order sample", None, None),
+        (500, {}, 'label name "le" is not unique', None, None),
     ],
 )
-async def test_status_classification(setup, status, headers, error, retry_after):
+async def test_status_classification(setup, status, headers, text, error, retry_after):
     exporter, receiver = setup
-    receiver.answers.append(lambda: httpx.Response(status, headers=headers, text="out of order"))
+    receiver.answers += [lambda: httpx.Response(status, headers=headers, text=text)] * 3
+    if error is None:  # the request, then its two series (the gauge, target_info) alone
+        refused = await exporter.push(batch(gauge_metric("g", 1)))
+        assert refused is not None and refused.items == 1
+        assert refused.reason == f"HTTP {status}: {text}"
+        assert len(receiver.requests) == 3
+        return
     with pytest.raises(error) as caught:
         await exporter.push(batch(gauge_metric("g", 1)))
     assert type(caught.value) is error
-    assert f"HTTP {status}: out of order" in str(caught.value)
+    assert f"HTTP {status}: {text}" in str(caught.value)
     if retry_after is not None:
         assert caught.value.retry_after == retry_after
 
