@@ -181,9 +181,10 @@ def test_minimal_form_has_documented_defaults() -> None:
     assert (exporter.compression, exporter.headers, exporter.timeout, exporter.tls) == (
         "none",
         {},
-        10.0,
+        30.0,
         None,
     )
+    assert exporter.max_request_bytes == 4 * 1024 * 1024
     assert exporter.sending_queue == QueueSettings(
         enabled=True, queue_size=100_000, num_consumers=4, on_full="refuse"
     )
