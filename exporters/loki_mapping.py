@@ -17,11 +17,13 @@ pairs / 64 KiB) is counted too, in ``adjusted`` (reason -> items).
 from __future__ import annotations
 
 import base64
+import math
 import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
@@ -38,12 +40,16 @@ MAX_LABEL_VALUE_BYTES = 2048  # Loki's max_label_value_length default
 MAX_METADATA_ENTRIES = 128  # structured metadata limits (entries, bytes) per entry
 MAX_METADATA_BYTES = 64 * 1024
 DEFAULT_MAX_LINE_BYTES = 256 * 1024  # Loki's max_line_size default
-DEFAULT_RESOURCE_LABELS: dict[str, str] = {
-    "service.name": "service_name",
-    "service.namespace": "service_namespace",
-    "deployment.environment.name": "deployment_environment",
-    "deployment.environment": "deployment_environment",
-}
+# The resource attributes Loki 3 makes stream labels in its own OTLP ingestion (Loki docs,
+# "Ingesting logs to Loki using OpenTelemetry": default_resource_attributes_as_index_labels).
+LOKI_OTLP_LABELS = (
+    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
+    "deployment.environment.name", "cloud.region", "cloud.availability_zone",
+    "k8s.cluster.name", "k8s.namespace.name", "k8s.pod.name", "k8s.container.name",
+    "container.name", "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name",
+    "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
+)  # fmt: skip
+UNKNOWN_SERVICE = "unknown_service"  # Loki's service_name when the resource has none
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 _UNDERSCORES = re.compile(r"__+")
@@ -85,6 +91,10 @@ def label_name(key: str) -> str:
     return "" if name.strip("_") == "" else name
 
 
+# Loki's own label names for them: ``service.name`` -> ``service_name``...
+DEFAULT_RESOURCE_LABELS: dict[str, str] = {key: label_name(key) for key in LOKI_OTLP_LABELS}
+
+
 def selector(labels: Iterable[tuple[str, str]]) -> str:
     """The ``{k="v",...}`` stream selector, values escaped as Loki's parser expects."""
     return "{" + ",".join(f'{k}="{v.translate(_QUOTE)}"' for k, v in labels) + "}"
@@ -110,15 +120,30 @@ def to_python(value: AnyValue) -> Any:
 
 
 def to_text(value: AnyValue) -> str:
-    """An AnyValue as text: strings as they are, bytes as base64, other kinds JSON-encoded."""
+    """An AnyValue as text, as Loki's OTLP ingestion writes it (pdata's ``AsString``): strings
+    as they are, doubles in Go's shortest plain form (``7``, ``0.25``), bytes as base64, other
+    kinds JSON-encoded."""
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return value.string_value
     if kind is None:
         return ""
+    if kind == "double_value":
+        return go_float(value.double_value)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
     return orjson.dumps(to_python(value)).decode()
+
+
+def go_float(number: float) -> str:
+    """``number`` as Go's ``strconv.FormatFloat(number, 'f', -1, 64)``: shortest digits that
+    read back the same, never an exponent, no ``.0`` on integers."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    text = format(Decimal(repr(number)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def flatten(
@@ -156,7 +181,7 @@ class StreamMapping:
     """How log records become streams and entries."""
 
     resource_labels: Mapping[str, str] = field(default_factory=lambda: DEFAULT_RESOURCE_LABELS)
-    level_label: bool = True
+    level_label: bool = False
     line_format: LineFormat = "text"
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
@@ -180,7 +205,7 @@ class StreamMapping:
                         labels["level"] = severity_level(
                             record.severity_number, record.severity_text
                         )
-                    key = tuple(sorted(labels.items())) or (("service_name", "unknown_service"),)
+                    key = tuple(sorted(labels.items())) or (("service_name", UNKNOWN_SERVICE),)
                     entry = self._entry(record, scope_attrs, rest, now, adjusted)
                     streams.setdefault(key, []).append(entry)
         for entries in streams.values():
@@ -190,19 +215,28 @@ class StreamMapping:
     def _resource_labels(
         self, attributes: Iterable[KeyValue], adjusted: Adjustments
     ) -> tuple[dict[str, str], list[KeyValue]]:
-        """The labels taken from resource attributes, and the attributes left over."""
+        """The labels taken from resource attributes (at most Loki's 15 with ``level``, in the
+        order configured; the others stay metadata), and the attributes left over. Like Loki,
+        a resource without ``service.name`` gets ``service_name="unknown_service"``."""
         values = {kv.key: kv.value for kv in attributes}
         labels: dict[str, str] = {}
         used: set[str] = set()
+        room = MAX_LABELS - self.level_label
         for key, name in self.resource_labels.items():
             value = values.get(key)
             if value is None or name in labels:
                 continue
+            if len(labels) == room:
+                adjusted["labels_over_limit"] += 1
+                break
             text, cut = _truncate(to_text(value), MAX_LABEL_VALUE_BYTES)
             adjusted["label_value_truncated"] += cut
             if text:
                 labels[name] = text
                 used.add(key)
+        service = self.resource_labels.get("service.name")
+        if service is not None and "service.name" not in used and len(labels) < room:
+            labels.setdefault(service, UNKNOWN_SERVICE)
         return labels, [kv for kv in attributes if kv.key not in used]
 
     def _entry(

@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from exporters.loki_mapping import (
+    LOKI_OTLP_LABELS,
     MAX_LABEL_VALUE_BYTES,
     MAX_METADATA_BYTES,
     MAX_METADATA_ENTRIES,
@@ -32,15 +33,6 @@ from exporters.loki_mapping import (
     label_name,
 )
 from gateway.batch import Batch
-
-# The resource attributes Loki 3 makes stream labels by default (its OTLP ingestion docs).
-LOKI_OTLP_LABELS = frozenset({
-    "service.name", "service.namespace", "service.instance.id", "deployment.environment",
-    "deployment.environment.name", "cloud.region", "cloud.availability_zone",
-    "k8s.cluster.name", "k8s.namespace.name", "k8s.pod.name", "k8s.container.name",
-    "container.name", "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name",
-    "k8s.daemonset.name", "k8s.cronjob.name", "k8s.job.name",
-})  # fmt: skip
 
 
 def fit_for_loki(batch: Batch, max_line_bytes: int, adjusted: Adjustments) -> Batch:

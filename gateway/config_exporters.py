@@ -16,7 +16,6 @@ from pydantic import (
 from exporters.loki import DEFAULT_MAX_REQUEST_BYTES as LOKI_MAX_REQUEST_BYTES
 from exporters.loki import DEFAULT_RESOURCE_LABELS as LOKI_DEFAULT_RESOURCE_LABELS
 from exporters.loki import LABEL_NAME as LOKI_LABEL_NAME
-from exporters.loki import MAX_LABELS as LOKI_MAX_LABELS
 from exporters.otlp import DEFAULT_MAX_REQUEST_BYTES as OTLP_MAX_REQUEST_BYTES
 from exporters.remote_write_send import (
     DEFAULT_MAX_REQUEST_BYTES as REMOTE_WRITE_MAX_REQUEST_BYTES,
@@ -264,7 +263,7 @@ class LokiExporterConfig(ExporterSettings):
     resource_labels: dict[str, str] = Field(
         default_factory=lambda: dict(LOKI_DEFAULT_RESOURCE_LABELS)
     )
-    level_label: bool = True
+    level_label: bool = False
     max_line_size: int = Field(default=256 * 1024, gt=0)
     tenant_id: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -304,9 +303,6 @@ class LokiExporterConfig(ExporterSettings):
             raise ValueError(
                 "label 'level' is set from the severity; turn off level_label to map it"
             )
-        count = len(names) + self.level_label
-        if count > LOKI_MAX_LABELS:
-            raise ValueError(f"at most {LOKI_MAX_LABELS} stream labels (Loki's limit), got {count}")
         misplaced = [k for k in _LOKI_PUSH_ONLY if k in self.model_fields_set]
         if self.protocol == "otlp" and misplaced:
             raise ValueError(f"{', '.join(misplaced)} apply to protocol: push only")

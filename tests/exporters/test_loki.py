@@ -7,6 +7,7 @@ classes, so a wrong field number, wire type or compression format in the exporte
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from exporters.loki import (
+    DEFAULT_RESOURCE_LABELS,
     PUSH_PATH,
     LokiExporter,
     StreamMapping,
@@ -144,7 +146,8 @@ def test_default_labels_and_structured_metadata() -> None:
     items = AnyValue()
     items.array_value.values.extend([AnyValue(int_value=1), AnyValue(string_value="x")])
     attrs: dict[str, Any] = {"http": nested, "tags": items, "ok": True, "ratio": 0.25,
-             "raw": b"\x00\xff", "scope_name": "from-record"}  # fmt: skip
+             "count": 7.0, "big": 1e21, "small": 1e-7, "raw": b"\x00\xff",
+             "scope_name": "from-record"}  # fmt: skip
     rec = record(0, **attrs)
     rec.trace_id, rec.span_id = TRACE, SPAN
     request = logs(
@@ -154,9 +157,9 @@ def test_default_labels_and_structured_metadata() -> None:
     )  # fmt: skip
     streams = StreamMapping().streams(request)
     [(labels, [entry])] = streams.items()
-    assert dict(labels) == {
-        "deployment_environment": "prod",  # .name wins; the legacy key stays metadata
-        "level": "info",
+    assert dict(labels) == {  # Loki's own OTLP labels, named as Loki names them
+        "deployment_environment_name": "prod",
+        "deployment_environment": "legacy",
         "service_name": "checkout",
         "service_namespace": "shop",
     }
@@ -172,10 +175,12 @@ def test_default_labels_and_structured_metadata() -> None:
         "tags": '[1,"x"]',
         "ok": "true",
         "ratio": "0.25",
+        "count": "7",  # as Loki writes doubles (Go's FormatFloat 'f', -1)
+        "big": "1000000000000000000000",
+        "small": "0.0000001",
         "raw": "AP8=",
         "scope_name": "from-record",  # the record's attribute wins over the scope's name
         "scope_version": "2.1",
-        "deployment_environment": "legacy",
         "host_name": "h1",
     }
     assert [name for name, _ in entry.metadata][:2] == ["trace_id", "span_id"]
@@ -198,7 +203,7 @@ def test_json_line_format_has_everything_and_no_metadata() -> None:
     rec.trace_id, rec.span_id = TRACE, SPAN
     mapping = StreamMapping(line_format="json")
     [(labels, [entry])] = mapping.streams(logs([rec], **{"host.name": "h1"})).items()
-    assert dict(labels) == {"level": "info", "service_name": "checkout"}
+    assert dict(labels) == {"service_name": "checkout"}
     assert entry.metadata == []
     import json
 
@@ -222,7 +227,7 @@ def test_entries_sorted_per_stream_and_timestamp_fallbacks() -> None:
     never.time_unix_nano = 0
     error = record(9, "boom")
     error.severity_number = 17  # type: ignore[assignment]
-    streams = StreamMapping().streams(logs([*records, late, never, error]))
+    streams = StreamMapping(level_label=True).streams(logs([*records, late, never, error]))
     info = dict(streams)[(("level", "info"), ("service_name", "checkout"))]
     assert [e.line for e in info] == ["line 1", "observed only", "line 4", "line 5",
                                       "no time at all"]  # fmt: skip
@@ -230,6 +235,22 @@ def test_entries_sorted_per_stream_and_timestamp_fallbacks() -> None:
     assert [e.line for e in dict(streams)[(("level", "error"), ("service_name", "checkout"))]] == [
         "boom"
     ]
+
+
+def test_at_most_15_labels_and_unknown_service_like_loki() -> None:
+    """Loki's 18 default label attributes can exceed its 15 labels: the first 15 present are
+    labels, the rest stay metadata (counted). No service.name gives unknown_service."""
+    every = {key: f"v{i}" for i, key in enumerate(DEFAULT_RESOURCE_LABELS)}
+    adjusted: Counter[str] = Counter()
+    [(labels, [entry])] = StreamMapping().streams(logs([record(0)], **every), adjusted).items()
+    names = [label_name(key) for key in DEFAULT_RESOURCE_LABELS]
+    assert sorted(dict(labels)) == sorted(names[:15])
+    assert set(names[15:]) <= set(dict(entry.metadata)) and adjusted["labels_over_limit"] == 1
+    request = ExportLogsServiceRequest()
+    request.resource_logs.add().scope_logs.add().log_records.append(record(0))
+    request.resource_logs[0].resource.attributes.append(kv("k8s.pod.name", "p-1"))
+    [(labels, _)] = StreamMapping().streams(request).items()
+    assert dict(labels) == {"k8s_pod_name": "p-1", "service_name": "unknown_service"}
 
 
 def test_long_lines_and_metadata_are_capped_to_lokis_limits() -> None:
@@ -249,8 +270,7 @@ Row = tuple[tuple[tuple[str, str], ...], str, int]
 def _expected(request: ExportLogsServiceRequest) -> list[Row]:
     """(labels, line, ns) for every record, computed from the OTLP request itself."""
     return sorted(
-        ((("level", severity_level(r.severity_number, r.severity_text)),
-          ("service_name", "checkout")), r.body.string_value, r.time_unix_nano)
+        ((("service_name", "checkout"),), r.body.string_value, r.time_unix_nano)
         for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records
     )  # fmt: skip
 
@@ -520,10 +540,8 @@ service:
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ("    endpoint: http://loki:3100\n    resource_labels: {"
-         + ", ".join(f"a{i}: l{i}" for i in range(15)) + "}",
-         "at most 15 stream labels (Loki's limit), got 16"),
-        ("    endpoint: http://loki:3100\n    resource_labels: {a: level}", "level_label"),
+        ("    endpoint: http://loki:3100\n    level_label: true\n    resource_labels: {a: level}",
+         "level_label"),
         ("    endpoint: http://loki:3100\n    resource_labels: {a: bad.name}",
          "label name 'bad.name'"),
         ("    endpoint: http://loki:3100/loki/api/v1/push", "base URL"),
