@@ -297,3 +297,51 @@ def test_jaeger_outage_loses_nothing_and_duplicates_nothing(start_gateway, loki:
         assert gateway.metric("otelgate_exporter_failed_items_total", signal="traces") == 0
     finally:
         jaeger.stop()
+
+
+def test_one_refused_record_costs_only_itself_through_the_gateway(
+    start_gateway, loki: LokiServer, sink: OtlpSink
+):
+    """The real gateway with its default retry policy (5 min): in a 200-record request, one
+    record Loki refuses (30 days old) and one with an attribute key Loki cannot take (``.``).
+    Within seconds, 199 records are stored once each, 1 is counted failed, the bad key is
+    dropped and counted, and a later request is not held up."""
+    gateway = start_gateway(
+        {
+            "exporters": {
+                "loki": {"endpoint": loki.url, "sending_queue": {"num_consumers": 1}},
+                "jaeger": {"endpoint": sink.grpc_endpoint},
+            },
+            "service": fanout_config({}, {})["service"],
+        }
+    )
+    request = logs_request(200)
+    now = time.time_ns()
+    records = request.resource_logs[0].scope_logs[0].log_records
+    for i, record in enumerate(records):
+        record.time_unix_nano = now + i
+        record.body.string_value = f"poison-test-{i}"
+    records[42].time_unix_nano = now - 30 * 86400 * 10**9
+    records[99].attributes.add(key=".").value.string_value = "dot"
+    response = httpx.post(
+        f"{gateway.http_endpoint}/v1/logs",
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    later = post_logs(gateway, 10, "later")
+    started = time.monotonic()
+    assert loki.wait_for(lambda s: len(s.entries()) == 209, 15), gateway.logs()
+    took = time.monotonic() - started
+    time.sleep(0.5)  # anything sent twice would show up now
+    lines = [e.line for _, e in loki.entries()]
+    print(f"\n[loki poison] delivered={len(lines)} in {took:.2f}s "
+          f"duplicates_ignored_by_loki={loki.duplicates} requests={len(loki.pushes)}")  # fmt: skip
+    assert len(lines) == len(set(lines)) == 209 and "poison-test-42" not in lines
+    assert later <= set(lines)
+    assert gateway.metric("otelgate_exporter_failed_items_total", signal="logs") == 1
+    assert gateway.metric("otelgate_exporter_sent_items_total", signal="logs") == 209
+    adjusted = gateway.metric("otelgate_exporter_adjusted_total", reason="name_dropped")
+    assert adjusted == 1
+    assert "1 of 200 logs refused" in gateway.logs()

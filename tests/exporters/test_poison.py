@@ -24,6 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from prometheus_client import CollectorRegistry
 
 from exporters.base import Exporter
+from exporters.jaeger import JaegerExporter
 from exporters.loki import LokiExporter
 from exporters.otlp import OtlpExporter
 from exporters.queue import ExporterQueue
@@ -156,14 +157,20 @@ async def test_a_push_over_lokis_burst_is_sent_in_pieces_that_fit() -> None:
                   exporter="poisoned", signal="logs") == 30  # fmt: skip
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
-async def test_otlp_delivers_every_span_but_the_one_the_backend_refuses(protocol: str) -> None:
-    """The Collector refuses a whole request for one span with an id of the wrong length."""
+@pytest.mark.parametrize(
+    ("protocol", "jaeger"), [("grpc", False), ("http/protobuf", False), ("grpc", True)]
+)
+async def test_otlp_delivers_every_span_but_the_one_the_backend_refuses(
+    protocol: str, jaeger: bool
+) -> None:
+    """The Collector (and Jaeger, which ingests OTLP with the same code) refuses a whole
+    request for one span with an id of the wrong length."""
     poisoned = _traces(200)
     poisoned.resource_spans[0].scope_spans[0].spans[61].trace_id = b"\x01\x02\x03"
     with OtlpSink() as sink:
         endpoint = sink.grpc_endpoint if protocol == "grpc" else sink.http_endpoint
-        queue, registry = _queue(OtlpExporter(endpoint, protocol))  # type: ignore[arg-type]
+        otlp = OtlpExporter(endpoint, protocol)  # type: ignore[arg-type]
+        queue, registry = _queue(JaegerExporter(otlp) if jaeger else otlp)
         await queue.start()
         try:
             queue.offer(Batch.from_request(Signal.TRACES, poisoned))
