@@ -57,9 +57,7 @@ from gateway.errors import (
     GatewayError,
     PermanentError,
     RefusedDataError,
-    RetryableError,
-    ThrottledError,
-    parse_retry_after,
+    classify_push_status,
 )
 from gateway.redact import redact_url
 
@@ -114,15 +112,7 @@ def encode_json(streams: Mapping[Labels, list[Entry]]) -> bytes:
 
 def classify_loki_status(status: int, message: str, retry_after: str | None) -> GatewayError:
     """Loki's answers (see the module doc): data refused, throttled, transient or final."""
-    delay = parse_retry_after(retry_after)
-    text = f"Loki HTTP {status}: {message}"
-    if status in (400, 413) or (status == 500 and _DATA_ERRORS_500.search(message)):
-        return RefusedDataError(text)
-    if status in (429, 503):
-        return ThrottledError(text, delay)
-    if status >= 500:
-        return RetryableError(text, delay)
-    return PermanentError(text)
+    return classify_push_status(status, message, retry_after, _DATA_ERRORS_500, "Loki")
 
 
 # --- the exporter ---------------------------------------------------------------------------

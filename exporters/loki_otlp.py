@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from exporters.loki_mapping import (
     LOKI_OTLP_LABELS,
@@ -57,14 +57,9 @@ def _fit(
         attrs = rl.resource.attributes
         changed |= _drop_bad_keys(attrs, adjusted, dry_run)
         for kv in attrs:
-            value = kv.value
-            if kv.key in LOKI_OTLP_LABELS and value.WhichOneof("value") == "string_value":
-                cut = _cut(value.string_value, MAX_LABEL_VALUE_BYTES)
-                if cut is not None:
-                    changed = True
-                    adjusted["label_value_truncated"] += 1
-                    if not dry_run:
-                        value.string_value = cut
+            if kv.key in LOKI_OTLP_LABELS:
+                changed |= _cut(kv.value, MAX_LABEL_VALUE_BYTES, "label_value_truncated",
+                                adjusted, dry_run)  # fmt: skip
         shared = [kv for kv in attrs if kv.key not in LOKI_OTLP_LABELS]
         for sl in rl.scope_logs:
             changed |= _drop_bad_keys(sl.scope.attributes, adjusted, dry_run)
@@ -72,14 +67,7 @@ def _fit(
             base_size = sum(_size(kv) for kv in base)
             for record in sl.log_records:
                 changed |= _drop_bad_keys(record.attributes, adjusted, dry_run)
-                body = record.body
-                if body.WhichOneof("value") == "string_value":
-                    cut = _cut(body.string_value, max_line)
-                    if cut is not None:
-                        changed = True
-                        adjusted["line_truncated"] += 1
-                        if not dry_run:
-                            body.string_value = cut
+                changed |= _cut(record.body, max_line, "line_truncated", adjusted, dry_run)
                 keep = _metadata_room(record.attributes, len(base), base_size)
                 if keep < len(record.attributes):
                     changed = True
@@ -114,9 +102,14 @@ def _size(kv: KeyValue) -> int:
     return len(kv.key.encode()) + kv.value.ByteSize()
 
 
-def _cut(text: str, limit: int) -> str | None:
-    """``text`` cut to ``limit`` bytes at a character boundary, or None if it fits."""
-    data = text.encode()
+def _cut(value: AnyValue, limit: int, reason: str, adjusted: Adjustments, dry_run: bool) -> bool:
+    """Cut a string ``value`` over ``limit`` bytes at a character boundary; whether it was."""
+    if value.WhichOneof("value") != "string_value":
+        return False
+    data = value.string_value.encode()
     if len(data) <= limit:
-        return None
-    return data[:limit].decode("utf-8", "ignore")
+        return False
+    adjusted[reason] += 1
+    if not dry_run:
+        value.string_value = data[:limit].decode("utf-8", "ignore")
+    return True

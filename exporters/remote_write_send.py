@@ -29,14 +29,7 @@ import httpx
 
 from exporters import remote_write_pb as pb
 from exporters.http_post import error_text
-from gateway.errors import (
-    GatewayError,
-    PermanentError,
-    RefusedDataError,
-    RetryableError,
-    ThrottledError,
-    parse_retry_after,
-)
+from gateway.errors import GatewayError, RefusedDataError, classify_push_status
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024  # before snappy; Prometheus sends ~2000 samples
 _DATA_ERRORS_500 = re.compile(r"is not unique|invalid|out of order|out of bounds|duplicate")
@@ -55,17 +48,10 @@ class Translated:
 
 def classify_response(response: httpx.Response) -> GatewayError:
     """A refusal of the data, throttling, a transient error or a final one (module doc)."""
-    status = response.status_code
-    text = error_text(response)
-    message = f"HTTP {status}: {text}"
-    delay = parse_retry_after(response.headers.get("Retry-After"))
-    if status in (400, 413) or (status == 500 and _DATA_ERRORS_500.search(text)):
-        return RefusedDataError(message)
-    if status in (429, 503):
-        return ThrottledError(message, delay)
-    if status >= 500:
-        return RetryableError(message, delay)
-    return PermanentError(message)
+    retry_after = response.headers.get("Retry-After")
+    return classify_push_status(
+        response.status_code, error_text(response), retry_after, _DATA_ERRORS_500
+    )
 
 
 async def send(translated: Translated, post: Post, max_bytes: int) -> tuple[set[int], str]:

@@ -13,6 +13,7 @@ receivers map them with :func:`http_status` / :func:`grpc_code` so the mapping l
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 
 import grpc
@@ -161,6 +162,23 @@ def classify_http_status(status: int, message: str, retry_after: str | None) -> 
     if status in DATA_HTTP_STATUSES:
         return RefusedDataError(f"HTTP {status}: {message}")
     return PermanentError(f"HTTP {status}: {message}")
+
+
+def classify_push_status(
+    status: int, text: str, retry_after: str | None, data_errors: re.Pattern[str], what: str = ""
+) -> GatewayError:
+    """The error for a non-2xx answer of a push API (Loki, remote write): a 400 or 413, or a
+    500 whose ``text`` matches ``data_errors``, blames the data; 429 and 503 throttle; other
+    5xx are transient; other 4xx are final. ``what`` prefixes the message (``Loki``)."""
+    delay = parse_retry_after(retry_after)
+    message = f"{what} HTTP {status}: {text}".lstrip()
+    if status in DATA_HTTP_STATUSES or (status == 500 and data_errors.search(text)):
+        return RefusedDataError(message)
+    if status in (429, 503):
+        return ThrottledError(message, delay)
+    if status >= 500:
+        return RetryableError(message, delay)
+    return PermanentError(message)
 
 
 def classify_grpc_status(

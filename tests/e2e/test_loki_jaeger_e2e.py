@@ -204,6 +204,11 @@ def post_logs(gateway, n: int, tag: str) -> set[str]:
         record.time_unix_nano = time.time_ns()
         record.body.string_value = f"{tag}-{i}"
         lines.add(record.body.string_value)
+    post_request(gateway, request)
+    return lines
+
+
+def post_request(gateway, request) -> None:
     response = httpx.post(
         f"{gateway.http_endpoint}/v1/logs",
         content=request.SerializeToString(),
@@ -211,7 +216,6 @@ def post_logs(gateway, n: int, tag: str) -> set[str]:
         timeout=10,
     )
     assert response.status_code == 200
-    return lines
 
 
 def test_loki_outage_loses_nothing_and_duplicates_nothing(start_gateway, sink: OtlpSink):
@@ -323,13 +327,7 @@ def test_one_refused_record_costs_only_itself_through_the_gateway(
         record.body.string_value = f"poison-test-{i}"
     records[42].time_unix_nano = now - 30 * 86400 * 10**9
     records[99].attributes.add(key=".").value.string_value = "dot"
-    response = httpx.post(
-        f"{gateway.http_endpoint}/v1/logs",
-        content=request.SerializeToString(),
-        headers={"Content-Type": "application/x-protobuf"},
-        timeout=10,
-    )
-    assert response.status_code == 200
+    post_request(gateway, request)
     later = post_logs(gateway, 10, "later")
     started = time.monotonic()
     assert loki.wait_for(lambda s: len(s.entries()) == 209, 15), gateway.logs()
