@@ -83,8 +83,9 @@ class Delivery:
             elif isinstance(outcome, BaseException):
                 tally.refuse(piece.items, str(outcome))
             elif outcome is not None:  # the backend kept all but some items
-                tally.sent += piece.items - outcome.items
-                tally.refuse(outcome.items, outcome.reason)
+                refused = min(outcome.items, piece.items)  # a backend may over-report
+                tally.sent += piece.items - refused
+                tally.refuse(refused, outcome.reason)
             else:
                 tally.sent += piece.items
         self._count(batch.signal, tally)

@@ -208,10 +208,14 @@ async def test_otlp_requests_stay_under_the_backends_grpc_limit() -> None:
                   exporter="poisoned", signal="traces") == 0  # fmt: skip
 
 
-async def test_a_partial_success_counts_the_rejected_items_failed_and_the_rest_sent() -> None:
-    """OTLP ``partial_success``: the destination kept all but N items; nothing is retried."""
+@pytest.mark.parametrize(("rejected", "failed"), [(3, 3), (50, 10)])
+async def test_a_partial_success_counts_the_rejected_items_failed_and_the_rest_sent(
+    rejected: int, failed: int
+) -> None:
+    """OTLP ``partial_success``: the destination kept all but N items; nothing is retried.
+    A destination claiming more rejections than items sent cannot make counts negative."""
     with OtlpSink() as sink:
-        sink.partial_success = (3, "3 spans were too old")
+        sink.partial_success = (rejected, "spans were too old")
         queue, registry = _queue(OtlpExporter(sink.http_endpoint, "http/protobuf"))
         await queue.start()
         try:
@@ -221,10 +225,10 @@ async def test_a_partial_success_counts_the_rejected_items_failed_and_the_rest_s
             await queue.shutdown(5)
         assert len(sink.received) == 1
     assert _value(registry, "otelgate_exporter_failed_items_total",
-                  exporter="poisoned", signal="traces") == 3  # fmt: skip
+                  exporter="poisoned", signal="traces") == failed  # fmt: skip
     assert _value(registry, "otelgate_exporter_sent_items_total",
-                  exporter="poisoned", signal="traces") == 7  # fmt: skip
-    assert queue.status.last_error is not None and "3 spans were too old" in queue.status.last_error
+                  exporter="poisoned", signal="traces") == 10 - failed  # fmt: skip
+    assert queue.status.last_error is not None and "spans were too old" in queue.status.last_error
 
 
 def _gauges(first: int, n: int, at_ns: int) -> ExportMetricsServiceRequest:
