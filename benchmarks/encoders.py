@@ -27,9 +27,9 @@ from pathlib import Path
 from statistics import median
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from gateway.batch import Batch, Signal
-from exporters.loki import LokiExporter
-from exporters.remote_write import RemoteWriteExporter
+from gateway.otlp.batch import Batch, Signal
+from exporters.loki.exporter import LokiExporter
+from exporters.prometheus.remote_write import RemoteWriteExporter
 from prometheus_client import CollectorRegistry
 
 folder, reps = Path(sys.argv[1]), int(sys.argv[2])
@@ -52,8 +52,8 @@ def timed(name, batches, work):
 loki = LokiExporter("http://127.0.0.1:1")
 timed("loki push encode", log_batches, loki.encode)
 try:
-    from exporters import loki_otlp
-    from exporters.loki_otlp import fit_for_loki
+    from exporters.loki import otlp as loki_otlp
+    from exporters.loki.otlp import fit_for_loki
 except ImportError:
     loki_otlp = None
 if loki_otlp is not None and Path(loki_otlp.__file__).resolve().is_relative_to(Path.cwd()):

@@ -24,7 +24,7 @@ import httpx
 import orjson
 import psutil
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
 from tests.support.gateway_process import GatewayProcess
 from tests.support.hostile import deep_traces_json, gzip_members

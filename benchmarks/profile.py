@@ -31,15 +31,18 @@ from benchmarks.targets import Target, free_port, snapshot_source
 
 # Cost centres: the first pattern matching a frame of a stack (innermost first) takes it.
 CENTRES: tuple[tuple[str, str], ...] = (
-    ("OTLP/JSON decode (gateway/otlp_json.py)", r"gateway/otlp_json\.py"),
-    ("validation (gateway/validation.py)", r"gateway/validation\.py"),
+    ("OTLP/JSON decode (gateway/otlp/json_*.py)", r"gateway/otlp/json_\w+\.py|gateway/otlp_json"),
+    ("validation (gateway/otlp/validation.py)", r"gateway/(otlp/)?validation\.py"),
     ("protobuf decode (decode_protobuf)", r"^decode_protobuf "),
-    ("item counting (Batch.from_request/count_items)", r"^count_items .*gateway/batch\.py"),
-    ("observers (health, SLO)", r"gateway/signals/|gateway/observers\.py"),
+    ("item counting (Batch.from_request/count_items)", r"^count_items .*gateway/(otlp/)?batch\.py"),
+    ("observers (health, SLO)", r"gateway/(signals|health|slo)/|gateway/observers\.py"),
     ("processors (resource, spanmetrics, ...)", r"gateway/processors/"),
     ("response encoding (build_response, SerializeToString)", r"^(build_response|_encode) "),
     ("self-metrics (prometheus_client)", r"prometheus_client/"),
-    ("exporter: otlp push + grpc.aio client", r"exporters/otlp\.py|grpc/aio/_call|_channel\.py"),
+    (
+        "exporter: otlp push + grpc.aio client",
+        r"exporters/otlp(/exporter)?\.py|grpc/aio/_call|_channel\.py",
+    ),
     ("exporter queue (exporters/queue.py)", r"exporters/queue\.py"),
     ("gRPC server (grpc.aio, cygrpc)", r"grpc/_cython|grpc/aio/_server"),
     ("HTTP body reading (read_body)", r"^read_body "),

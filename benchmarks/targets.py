@@ -199,14 +199,19 @@ class Target:
 
 _PROCESSOR_TYPES = """
 import json
-from gateway.config_models import COMPONENT_SECTIONS
+try:  # the component registry (this layout)
+    from gateway.components import REGISTRY
+    models = {n: f.config for n, f in REGISTRY.types("processor").items()}
+except ImportError:  # a tree from before the registry
+    from gateway.config_models import COMPONENT_SECTIONS
+    models = COMPONENT_SECTIONS["processors"][1]
 def ok(model):
     try:
         model.model_validate({})
     except ValueError:
         return False
     return True
-print(json.dumps({n: ok(m) for n, m in COMPONENT_SECTIONS["processors"][1].items()}))
+print(json.dumps({n: ok(m) for n, m in models.items()}))
 """
 
 

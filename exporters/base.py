@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
-from gateway.batch import Batch
+from gateway.otlp.batch import Batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class ExporterBase:
 
     #: True for exporters that send ``batch.serialized()`` and never read ``batch.request``:
     #: their queue may hand them several queued batches merged into one by concatenating
-    #: bytes (:meth:`gateway.batch.Batch.concatenate`), one export call instead of many.
+    #: bytes (:meth:`gateway.otlp.batch.Batch.concatenate`), one export call instead of many.
     sends_encoded_batches: ClassVar[bool] = False
 
     async def start(self) -> None:

@@ -22,8 +22,8 @@ from typing import Literal
 from exporters.base import Exporter, Refused
 from exporters.retry import RetryPolicy
 from exporters.splitting import split_batch
-from gateway.batch import Batch, Signal
 from gateway.errors import PermanentError, RefusedDataError, RetryableError
+from gateway.otlp.batch import Batch, Signal
 from gateway.redact import redact_text
 from gateway.selfmetrics import GatewayMetrics
 

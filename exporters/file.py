@@ -1,7 +1,8 @@
 """Writes batches as OTLP/JSON lines, one whole Export*ServiceRequest per line, with rotation.
 
 The format is the Collector's file exporter's: each line can be decoded on its own with
-:func:`gateway.otlp_json.decode_json`. Encoding and writing run in a worker thread so the event
+:func:`gateway.otlp.json_codec.decode_json`. Encoding and writing run in a worker thread so the
+event
 loop never waits on the disk. Rotation is size based: when the next line would take the file
 past ``max_megabytes``, ``path`` becomes ``path.1``, ``path.1`` becomes ``path.2`` and so on,
 keeping ``max_backups`` old files.
@@ -16,11 +17,19 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    Field,
+)
 
 from exporters.base import ExporterBase
-from gateway.batch import Batch
+from exporters.settings import ExporterSettings
+from gateway.config.values import StrictModel
 from gateway.errors import PermanentError, RetryableError
-from gateway.otlp_json import encode_json
+from gateway.otlp.batch import Batch
+from gateway.otlp.json_codec import encode_json
+from gateway.registry import ALL_SIGNALS, ComponentFactory, Host
 
 
 class FileExporter(ExporterBase):
@@ -120,3 +129,37 @@ class FileExporter(ExporterBase):
 
     def _backup(self, index: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{index}")
+
+
+class FileRotationSettings(StrictModel):
+    """Rotate the file at ``max_megabytes``, keeping ``max_backups`` old files."""
+
+    max_megabytes: int = Field(default=100, gt=0)
+    max_backups: int = Field(default=5, ge=0)
+
+
+class FileExporterConfig(ExporterSettings):
+    """The ``file`` exporter: JSON lines, one OTLP request per line."""
+
+    path: str = Field(min_length=1)
+    rotation: FileRotationSettings = FileRotationSettings()
+    format: Literal["json"] = "json"
+
+
+def create_file(name: str, config: FileExporterConfig, host: Host) -> FileExporter:
+    """The exporter of a ``file`` entry."""
+    return FileExporter(
+        config.path,
+        max_megabytes=config.rotation.max_megabytes,
+        max_backups=config.rotation.max_backups,
+    )
+
+
+FACTORY = ComponentFactory(
+    kind="exporter",
+    type_name="file",
+    config=FileExporterConfig,
+    signals=ALL_SIGNALS,
+    create=create_file,
+    example={"path": "otelgate-data/example.jsonl"},
+)

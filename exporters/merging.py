@@ -5,7 +5,7 @@ request more), while SDKs send small requests. So a queue worker of an exporter 
 sends ``batch.serialized()`` (:attr:`exporters.base.ExporterBase.sends_encoded_batches`)
 gathers the batches of one signal waiting behind the first, for up to ``timeout`` or until a
 limit is reached, and sends them as one request: the Collector's batch processor, without
-decoding anything (see :meth:`gateway.batch.Batch.concatenate`).
+decoding anything (see :meth:`gateway.otlp.batch.Batch.concatenate`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from gateway.batch import Batch
+from gateway.otlp.batch import Batch
 
 # How many batches of other signals are stepped over while gathering one signal's batches.
 LOOKAHEAD = 64

@@ -36,8 +36,8 @@ from exporters.merging import MergeGroup, MergeLimits
 from exporters.retry import RetryPolicy
 from exporters.spool import Recovery, Spool, SpoolEntry, SpoolWriteError, record_size
 from exporters.spool_files import OVERHEAD
-from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NotReadyError
+from gateway.otlp.batch import Batch, Signal
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from gateway.batch import Batch, Signal
+from gateway.otlp.batch import Batch, Signal
 
 _GROUP_FIELDS = {
     Signal.TRACES: ("resource_spans", "scope_spans"),

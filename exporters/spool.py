@@ -47,8 +47,8 @@ from exporters.spool_io import (
     read_record,
     write_plan,
 )
-from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError
+from gateway.otlp.batch import Batch, Signal
 
 __all__ = [
     "Recovery", "Spool", "SpoolEntry", "SpoolLockedError", "SpoolWriteError",

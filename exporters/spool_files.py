@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 
 log = logging.getLogger("otelgate.spool")
 

@@ -33,7 +33,7 @@ from exporters.spool_files import (
     pwrite_all,
     quarantine,
 )
-from gateway.batch import Batch, Signal
+from gateway.otlp.batch import Batch, Signal
 
 log = logging.getLogger("otelgate.spool")
 

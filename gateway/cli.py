@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
-from gateway.config import (
-    Config,
-    ConfigError,
-    LoggingConfig,
-    apply_env_overrides,
-    default_config,
-    load_config,
-)
+from gateway.config.issues import ConfigError
+from gateway.config.loading import default_config, load_config
+from gateway.config.model import Config, LoggingConfig
+from gateway.config.overrides import apply_env_overrides
 from gateway.redact import RedactingFormatter
 
 log = logging.getLogger("otelgate")
@@ -156,7 +152,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_slo_rules(args: argparse.Namespace) -> int:
-    from gateway import slo_rules
+    from gateway.slo import rules as slo_rules
 
     try:
         config = resolve_config(args.config)

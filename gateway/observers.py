@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from gateway.batch import Batch
+from gateway.otlp.batch import Batch
 
 log = logging.getLogger("otelgate.observers")
 

@@ -10,12 +10,13 @@ share the received object, which is immutable from then on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from exporters.queue import ExporterQueue
 from exporters.spool import SpoolWriteError
-from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NoPipelineError, NotReadyError
+from gateway.otlp.batch import Batch, Signal
 from gateway.processors import Processor
 
 
@@ -107,3 +108,7 @@ class Router:
         shared = len(self.pipelines) > 1
         for pipeline in self.pipelines:
             await pipeline.consume(batch.copy() if shared and pipeline.mutates else batch)
+
+
+# Gateway.emit: feed an internally produced batch to the pipelines listing ``source``.
+Emit = Callable[[Batch, str | None], Coroutine[Any, Any, bool]]

@@ -6,9 +6,11 @@ registry; nothing touches prometheus_client's global one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from gateway.connection_metrics import ConnectionMetrics
+from gateway.listeners.connection_metrics import ConnectionMetrics
 
 
 class GatewayMetrics:
@@ -144,3 +146,14 @@ class GatewayMetrics:
             ["exporter"],
             registry=registry,
         )
+
+    def adjusted_counter(self, exporter: str) -> Callable[[Mapping[str, int]], None]:
+        """Counts what ``exporter`` changed in items to fit its backend, by reason."""
+        counter = self.exporter_adjusted
+
+        def count(adjusted: Mapping[str, int]) -> None:
+            for reason, items in adjusted.items():
+                if items:
+                    counter.labels(exporter, reason).inc(items)
+
+        return count

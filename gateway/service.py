@@ -10,39 +10,39 @@ from typing import Literal
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from exporters.queue import ExporterQueue
-from gateway.admission import Admission
+from exporters.sending import queue_around
+from exporters.settings import ExporterSettings, QueueSettings
+from exporters.spool import default_directory
 from gateway.api.admin import Readiness, create_admin_app
 from gateway.api.health import HealthService, health_router
 from gateway.api.slo import SloCollector, create_slo_router
-from gateway.batch import Batch, Signal
-from gateway.components import build_processor, build_queue
-from gateway.config import Config, component_type
-from gateway.config_listeners import HttpListenerSettings
-from gateway.config_models import HostMetricsReceiverConfig, OtlpReceiverConfig
+from gateway.components import REGISTRY
+from gateway.config.model import Config
 from gateway.errors import RefusedError
-from gateway.fd_limit import ensure_fd_budget
-from gateway.http_guard import ConnectionGuard, HttpLimits
-from gateway.http_server import EmbeddedServer
+from gateway.health.data_paths import data_paths
+from gateway.health.services import ServiceHealthTracker
+from gateway.health.system import SystemSampler
+from gateway.listeners.fd_limit import ensure_fd_budget
+from gateway.listeners.http_guard import ConnectionGuard, HttpLimits
+from gateway.listeners.http_server import EmbeddedServer
+from gateway.listeners.settings import HttpListenerSettings
 from gateway.observers import Observer
+from gateway.otlp.batch import Batch, Signal
 from gateway.pipeline import Pipeline, Router
-from gateway.receivers.grpc_limits import server_options
-from gateway.receivers.ingest import Ingest
-from gateway.receivers.otlp_grpc import OtlpGrpcReceiver
-from gateway.receivers.otlp_http import OtlpHttpReceiver
+from gateway.receivers.admission import Admission
+from gateway.receivers.hostmetrics import HostMetricsReceiverConfig
+from gateway.registry import Host, ReceiverReport, component_type
 from gateway.selfmetrics import GatewayMetrics
-from gateway.signals.health import ServiceHealthTracker
-from gateway.signals.hostmetrics import HostMetricsReceiver
-from gateway.signals.slo_tracker import SloTracker
-from gateway.signals.system import SystemSampler, data_paths
+from gateway.slo.tracker import SloTracker
 from gateway.store import SqliteStore, open_store
 
 log = logging.getLogger("otelgate")
 
 State = Literal["created", "starting", "running", "stopping", "stopped"]
-MIB = 1024 * 1024
 
 
 class Gateway:
@@ -62,12 +62,25 @@ class Gateway:
         self.state: State = "created"
         self.observers: list[Observer] = []
         self._admin: FastAPI | None = None
-        self.queues: dict[str, ExporterQueue] = {
-            name: build_queue(name, cfg, self.metrics) for name, cfg in config.exporters.items()
-        }
+        spools = [_spool_directory(name, cfg) for name, cfg in config.exporters.items()]
+        watched = [*data_paths(config), *config.health.system.paths]
+        self.sampler = SystemSampler(watched + [d for d in spools if d is not None])
+        host = Host(
+            metrics=self.metrics,
+            emit=self.emit,
+            routes=self._routes,
+            admission=self.admission,
+            observers=self.observers,
+            sampler=self.sampler,
+            guard=self._guard,
+        )
+        self.queues: dict[str, ExporterQueue] = {}
+        for name, cfg in config.exporters.items():
+            assert isinstance(cfg, ExporterSettings)  # every exporter config has these
+            exporter = REGISTRY.exporter(name, cfg, host)
+            self.queues[name] = queue_around(name, exporter, cfg, self.metrics)
         self.processors = {
-            name: build_processor(name, cfg, emit=self.emit, metrics=self.metrics)
-            for name, cfg in config.processors.items()
+            name: REGISTRY.processor(name, cfg, host) for name, cfg in config.processors.items()
         }
         self.pipelines = [
             Pipeline(
@@ -78,9 +91,9 @@ class Gateway:
             )
             for name, cfg in config.service.pipelines.items()
         ]
-        self.grpc_receivers: list[OtlpGrpcReceiver] = []
-        self.http_servers: list[EmbeddedServer] = []
-        self._build_receivers()
+        self.receivers = {
+            name: REGISTRY.receiver(name, cfg, host) for name, cfg in config.receivers.items()
+        }
         # Components add their admin routes (health, SLO, ...) here before start().
         self.admin_routers: list[APIRouter] = []
         for queue in self.queues.values():  # exporters that serve something (Prometheus pull)
@@ -96,18 +109,15 @@ class Gateway:
         self.admin_routers.append(create_slo_router(self.slo_tracker))
         if self.slo_tracker.slos:
             self.registry.register(SloCollector(self.slo_tracker))
-        # Host metrics, service and component health, /health (gateway.signals).
-        spools = [getattr(q, "spool", None) for q in self.queues.values()]
-        watched = [*data_paths(config), *config.health.system.paths]
-        self.sampler = SystemSampler(watched + [str(s.directory) for s in spools if s is not None])
-        self.hostmetrics = [
-            HostMetricsReceiver(name, self.sampler, cfg.collection_interval, self.emit)
-            for name, cfg in config.receivers.items()
-            if isinstance(cfg, HostMetricsReceiverConfig)
-        ]
+        # Service and component health, system resources: /health (gateway.health).
         self.health = ServiceHealthTracker(config.health)
         self.observers.append(self.health)
-        self.health_api = HealthService(self, self.health, self.sampler, self.hostmetrics)
+        intervals = [
+            cfg.collection_interval
+            for cfg in config.receivers.values()
+            if isinstance(cfg, HostMetricsReceiverConfig)
+        ]
+        self.health_api = HealthService(self, config.health, self.health, self.sampler, intervals)
         self.admin_routers.append(health_router(self.health_api))
         self.admin_server = EmbeddedServer(
             "admin", self._admin_app, config.admin.endpoint, self._guard("admin", config.admin)
@@ -125,12 +135,18 @@ class Gateway:
 
     def max_connections(self) -> int:
         """The listeners' connection caps added up."""
-        total = self.config.admin.max_connections
-        for receiver in self.config.receivers.values():
-            if isinstance(receiver, OtlpReceiverConfig):
-                for protocol in (receiver.protocols.grpc, receiver.protocols.http):
-                    total += protocol.max_connections if protocol is not None else 0
-        return total
+        receivers = sum(r.max_connections() for r in self.receivers.values())
+        return self.config.admin.max_connections + receivers
+
+    @property
+    def http_servers(self) -> list[EmbeddedServer]:
+        """The OTLP/HTTP listeners (their bound ports, for tools and tests)."""
+        found = [getattr(r, "http", None) for r in self.receivers.values()]
+        return [server for server in found if isinstance(server, EmbeddedServer)]
+
+    def receiver_reports(self) -> dict[str, tuple[str, ReceiverReport]]:
+        """Each receiver's type and health report, by id."""
+        return {name: (component_type(name), r.report()) for name, r in self.receivers.items()}
 
     async def _admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Built on first use, so routes registered after __init__ are included.
@@ -138,45 +154,19 @@ class Gateway:
             self._admin = create_admin_app(self.registry, self.readiness, self.admin_routers)
         await self._admin(scope, receive, send)
 
-    def _build_receivers(self) -> None:
-        for name, receiver in self.config.receivers.items():
-            if not isinstance(receiver, OtlpReceiverConfig):
-                continue  # internal receivers (hostmetrics) feed pipelines through emit()
-            routers = {}
-            for signal in Signal:
-                pipelines = [
-                    p
-                    for p in self.pipelines
-                    if p.signal is signal
-                    and name in self.config.service.pipelines[p.name].receivers
-                ]
-                if pipelines:
-                    routers[signal] = Router(signal, pipelines)
-            grpc_cfg, http_cfg = receiver.protocols.grpc, receiver.protocols.http
-            if grpc_cfg is not None:
-                ingest = Ingest("grpc", routers, self.metrics, self.observers, self.admission)
-                size = grpc_cfg.max_recv_msg_size_mib * MIB
-                self.grpc_receivers.append(
-                    OtlpGrpcReceiver(
-                        ingest,
-                        grpc_cfg.endpoint,
-                        size,
-                        name=f"{name}/grpc",
-                        options=server_options(grpc_cfg),
-                        metrics=self.metrics.connections,
-                        max_connections=grpc_cfg.max_connections,
-                    )
-                )
-            if http_cfg is not None:
-                ingest = Ingest("http", routers, self.metrics, self.observers, self.admission)
-                http = OtlpHttpReceiver(
-                    ingest, http_cfg.max_request_body_size, http_cfg.max_decompressed_size
-                )
-                listener = f"{name}/http"
-                guard = self._guard(listener, http_cfg)
-                self.http_servers.append(
-                    EmbeddedServer(listener, http.app(), http_cfg.endpoint, guard)
-                )
+    def _routes(self, receiver: str) -> dict[Signal, Router]:
+        """The routers of the pipelines that list ``receiver``, per signal."""
+        routers = {}
+        for signal in Signal:
+            pipelines = [
+                p
+                for p in self.pipelines
+                if p.signal is signal
+                and receiver in self.config.service.pipelines[p.name].receivers
+            ]
+            if pipelines:
+                routers[signal] = Router(signal, pipelines)
+        return routers
 
     async def emit(self, batch: Batch, source: str | None = None) -> bool:
         """Feed a batch the gateway produced itself (system metrics, span metrics) into the
@@ -219,31 +209,22 @@ class Gateway:
         """Bind every port, then start exporters, then receivers."""
         self.state = "starting"
         ensure_fd_budget(self.max_connections())
-        for server in [self.admin_server, *self.http_servers]:
-            server.bind()
+        self.admin_server.bind()
+        for receiver in self.receivers.values():
+            receiver.bind()
         await self.admin_server.start()
         for queue in self.queues.values():
             await queue.start()
         for processor in self.processors.values():  # periodic work, e.g. span metrics flush
-            start = getattr(processor, "start", None)
-            if start is not None:
-                await start()
-        for internal in self.hostmetrics:
-            await internal.start()
+            await processor.start()
         await self._start_slos()
         await self.admission.start()
-        for grpc_receiver in self.grpc_receivers:
-            await grpc_receiver.start()
-        for server in self.http_servers:
-            await server.start()
+        for receiver in self.receivers.values():
+            await receiver.start()
         self.state = "running"
+        listening = [e for r in self.receivers.values() for e in getattr(r, "endpoints", list)()]
         log.info(
-            "otelgate running: %s; admin on %s",
-            ", ".join(
-                [f"OTLP/gRPC on {r.endpoint}" for r in self.grpc_receivers]
-                + [f"OTLP/HTTP on {s.endpoint}" for s in self.http_servers]
-            ),
-            self.config.admin.endpoint,
+            "otelgate running: %s; admin on %s", ", ".join(listening), self.config.admin.endpoint
         )
 
     async def _start_slos(self) -> None:
@@ -278,19 +259,20 @@ class Gateway:
             return
         self.state = "stopping"
         log.info("otelgate stopping: draining exporter queues (up to %.0fs)", timeout)
-        await asyncio.gather(
-            *(r.stop(grace=2.0) for r in self.grpc_receivers),
-            *(s.stop(timeout=2.0) for s in self.http_servers),
-        )
-        for internal in self.hostmetrics:
-            await internal.stop()
+        await asyncio.gather(*(r.stop() for r in self.receivers.values()))
         for processor in self.processors.values():  # span metrics flush their last counts
-            stop = getattr(processor, "stop", None)
-            if stop is not None:
-                await stop()
+            await processor.stop()
         await self._stop_slos()
         await asyncio.gather(*(q.shutdown(timeout) for q in self.queues.values()))
         await self.admission.stop()
         await self.admin_server.stop(timeout=2.0)
         self.state = "stopped"
         log.info("otelgate stopped")
+
+
+def _spool_directory(name: str, config: BaseModel) -> str | None:
+    """The directory of exporter ``name``'s disk spool, if it has one."""
+    queue = getattr(config, "sending_queue", None)
+    if isinstance(queue, QueueSettings) and queue.storage == "disk":
+        return str(queue.directory or default_directory(name))
+    return None

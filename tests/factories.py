@@ -14,7 +14,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, SeverityNumber
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, NumberDataPoint
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gateway.batch import Batch, Signal
+from gateway.otlp.batch import Batch, Signal
 
 
 def attr(key: str, value: str) -> KeyValue:

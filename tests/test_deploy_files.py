@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.config import load_config
-from gateway.config_models import OtlpReceiverConfig, PrometheusExporterConfig
+from exporters.prometheus.pull import PrometheusExporterConfig
+from gateway.config.loading import load_config
+from gateway.receivers.otlp import OtlpReceiverConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose"

@@ -13,8 +13,8 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
-from gateway.signals.slo import Evaluation, format_window
-from gateway.signals.slo_tracker import SloTracker
+from gateway.slo.burn_rate import Evaluation, format_window
+from gateway.slo.tracker import SloTracker
 
 
 class WindowStatus(BaseModel):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from gateway.config import Config, OtlpReceiverConfig
+from gateway.config.model import Config
+from gateway.receivers.otlp import OtlpReceiverConfig
 from gateway.service import Gateway
 
 # name -> (downstream service or None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gateway.batch import Batch
+from gateway.otlp.batch import Batch
 
 
 class Processor(Protocol):
@@ -17,3 +17,9 @@ class Processor(Protocol):
     def process(self, batch: Batch) -> Batch:
         """Return the batch to pass on (usually the same object)."""
         ...
+
+    async def start(self) -> None:
+        """Start periodic work (span metrics flush), after the exporters started."""
+
+    async def stop(self) -> None:
+        """Stop and hand on what is left, before the exporters drain."""

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from gateway.batch import Batch, resources_of
-from gateway.wire import WireError, replace_resources
+from gateway.config.values import (
+    StrictModel,
+)
+from gateway.otlp.batch import Batch, resources_of
+from gateway.otlp.wire import WireError, replace_resources
+from gateway.registry import ALL_SIGNALS, ComponentFactory, Host
 
 Action = Literal["insert", "update", "upsert", "delete"]
 AttributeValue = str | int | float | bool
@@ -64,6 +73,12 @@ class ResourceProcessor:
         self.name = name
         self.actions = tuple(actions)
 
+    async def start(self) -> None:
+        """Nothing to start."""
+
+    async def stop(self) -> None:
+        """Nothing to stop."""
+
     def process(self, batch: Batch) -> Batch:
         resources = list(resources_of(batch))
         for resource in resources:
@@ -78,3 +93,50 @@ class ResourceProcessor:
             except WireError:  # framing this module does not read (e.g. groups): re-encode
                 batch.encoded = None
         return batch
+
+
+class ResourceAction(StrictModel):
+    """One resource attribute change; ``value`` is required except for ``delete``."""
+
+    key: str = Field(min_length=1)
+    value: str | bool | int | float | None = None
+    action: Literal["insert", "upsert", "update", "delete"]
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _scalar(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | bool | int | float):
+            raise ValueError("must be a string, number or boolean")
+        return value
+
+    @model_validator(mode="after")
+    def _value_needed(self) -> ResourceAction:
+        if (self.value is None) != (self.action == "delete"):
+            need = "must not be given" if self.action == "delete" else "is required"
+            raise ValueError(f"value {need} for action '{self.action}'")
+        return self
+
+
+class ResourceProcessorConfig(StrictModel):
+    """The ``resource`` processor: attribute changes applied in order."""
+
+    attributes: list[ResourceAction] = Field(min_length=1)
+
+
+def create_resource(name: str, config: ResourceProcessorConfig, host: Host) -> ResourceProcessor:
+    """The processor of a ``resource`` entry."""
+    return ResourceProcessor(
+        name, [AttributeAction(a.key, a.action, a.value) for a in config.attributes]
+    )
+
+
+FACTORY = ComponentFactory(
+    kind="processor",
+    type_name="resource",
+    config=ResourceProcessorConfig,
+    signals=ALL_SIGNALS,
+    create=create_resource,
+    example={
+        "attributes": [{"key": "deployment.environment", "value": "example", "action": "upsert"}]
+    },
+)

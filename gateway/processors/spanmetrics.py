@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import logging
 import time
 import weakref
@@ -34,11 +35,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.metrics.v1.metrics_pb2 import HistogramDataPoint, Metric
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from prometheus_client import CollectorRegistry, Counter
+from pydantic import (
+    Field,
+    field_validator,
+)
 
-from gateway.batch import Batch, Signal
-from gateway.signals import (
+from gateway.config.values import (
+    Duration,
+    StrictModel,
+)
+from gateway.otlp.batch import Batch, Signal
+from gateway.otlp.builders import (
     CUMULATIVE,
-    Emit,
     attributes,
     cumulative_sum,
     gateway_resource,
@@ -46,6 +54,8 @@ from gateway.signals import (
     scope,
     service_name,
 )
+from gateway.pipeline import Emit
+from gateway.registry import ComponentFactory, Host
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.spanmetrics")
@@ -255,3 +265,45 @@ class SpanMetricsProcessor:
                 await self.flush()
             except Exception:
                 log.exception("processor %s: flush failed", self.name)
+
+
+class SpanMetricsProcessorConfig(StrictModel):
+    """The ``spanmetrics`` processor: calls and duration histograms from spans."""
+
+    buckets: list[Duration] = Field(default_factory=lambda: list(DEFAULT_BUCKETS))
+    flush_interval: Duration = Field(default=15.0, gt=0)
+    max_operations_per_service: int = Field(default=200, gt=0)
+    max_services: int = Field(default=1000, gt=0)
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("must not be empty")
+        if value[0] <= 0 or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be positive and strictly increasing")
+        return value
+
+
+def create_spanmetrics(
+    name: str, config: SpanMetricsProcessorConfig, host: Host
+) -> SpanMetricsProcessor:
+    """The processor of a ``spanmetrics`` entry; its series go to every metrics pipeline."""
+    return SpanMetricsProcessor(
+        name,
+        buckets=config.buckets,
+        flush_interval=config.flush_interval,
+        max_operations_per_service=config.max_operations_per_service,
+        max_services=config.max_services,
+        emit=host.emit,
+        registry=host.metrics.registry,
+    )
+
+
+FACTORY = ComponentFactory(
+    kind="processor",
+    type_name="spanmetrics",
+    config=SpanMetricsProcessorConfig,
+    signals=frozenset({Signal.TRACES}),
+    create=create_spanmetrics,
+)

@@ -6,7 +6,7 @@ request body, and which response or refusal the client gets, is decided here onc
 A body of at most :data:`FAST_PATH_BYTES` holding at most :data:`FAST_PATH_ENTRIES` entries
 (groups and items; counted without a loop over them when there are more) is processed at once
 on the event loop, the fast path. Any other is split on the wire into pieces of at most
-:data:`~gateway.split.PIECE_BYTES`, which are decoded and validated in a worker thread (so the
+:data:`~gateway.otlp.split.PIECE_BYTES`, which are decoded and validated in a worker thread (so the
 loop keeps serving every listener meanwhile) and then processed one by one, yielding to the
 loop between pieces: no request holds the loop for more than one piece's worth of work.
 Either way the request is decoded in full before anything of it is accepted, so a request is
@@ -28,16 +28,16 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gateway.admission import Admission
-from gateway.batch import Batch, ExportRequest, Signal, census, count_items
 from gateway.errors import BadRequestError, NoPipelineError, RefusedError, TooLargeError
 from gateway.observers import Observer, notify
-from gateway.otlp_json import decode_json
+from gateway.otlp.batch import Batch, ExportRequest, Signal, census, count_items
+from gateway.otlp.json_codec import decode_json
+from gateway.otlp.split import split_request
+from gateway.otlp.validation import Rejection, validate
+from gateway.otlp.wire import WireError
 from gateway.pipeline import Router
+from gateway.receivers.admission import Admission
 from gateway.selfmetrics import GatewayMetrics
-from gateway.split import split_request
-from gateway.validation import Rejection, validate
-from gateway.wire import WireError
 
 Encoding = Literal["protobuf", "json"]
 FAST_PATH_BYTES = 1024 * 1024

@@ -4,7 +4,7 @@ Handlers take the request as raw bytes and decode it themselves, so the received
 forwarded unchanged. Refusals map to the codes clients act on: INVALID_ARGUMENT for bad data,
 UNAVAILABLE with ``RetryInfo`` for backpressure, RESOURCE_EXHAUSTED without it for messages
 over the size limit (grpc enforces ``max_receive_message_length`` itself, after
-decompression). Connection limits are grpc core's own (:mod:`gateway.receivers.grpc_limits`).
+decompression). Connection limits are grpc core's own (:mod:`gateway.listeners.grpc_limits`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from gateway.batch import Signal
-from gateway.connection_metrics import ConnectionMetrics
 from gateway.errors import RefusedError
-from gateway.receivers.grpc_limits import channelz_server_ids, connection_counter
+from gateway.listeners.connection_metrics import ConnectionMetrics
+from gateway.listeners.grpc_limits import channelz_server_ids, connection_counter
+from gateway.otlp.batch import Signal
 from gateway.receivers.ingest import Ingest
 from gateway.receivers.status import refusal_status
 

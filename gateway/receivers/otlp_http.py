@@ -2,9 +2,10 @@
 
 Protobuf and JSON share the port, routed by Content-Type, and every answer uses the
 request's encoding. Each request holds its bytes against the gateway's in-flight budget
-(:mod:`gateway.admission`) from its first byte to its answer. Bodies are read incrementally so
+(:mod:`gateway.receivers.admission`) from its first byte to its answer. Bodies are read
+incrementally so
 an oversized body is refused (413) without being held in memory, and compressed bodies are
-inflated with a hard cap (:mod:`gateway.compression`), so a bomb is refused too. Refusals the
+inflated with a hard cap (:mod:`gateway.codecs.compression`), so a bomb is refused too. Refusals the
 client should retry are 429/503 with ``Retry-After``; never 500.
 """
 
@@ -21,11 +22,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.admission import Ticket
-from gateway.batch import Signal
-from gateway.compression import decompress
+from gateway.codecs.compression import decompress
 from gateway.errors import RefusedError, TooLargeError, UnsupportedMediaTypeError
-from gateway.otlp_json import encode_json
+from gateway.otlp.batch import Signal
+from gateway.otlp.json_codec import encode_json
+from gateway.receivers.admission import Ticket
 from gateway.receivers.ingest import Ingest
 from gateway.receivers.status import plain_status, refusal_status, retry_after_header
 

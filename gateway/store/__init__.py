@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.config_models import StoreConfig
+from gateway.store.config import StoreConfig
 from gateway.store.sqlite import SqliteStore
 
 __all__ = ["SqliteStore", "default_store_path", "open_store"]

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
 from tests.support.otlp_samples import sample_request
 

@@ -20,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_samples import sample_request

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.support.gateway_process import otelgate_command
 from tests.support.http_server import TrackingHTTPServer, serving
 from tests.support.otlp_samples import sample_request

@@ -26,8 +26,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from gateway.batch import Signal
-from gateway.otlp_json import encode_json
+from gateway.otlp.batch import Signal
+from gateway.otlp.json_codec import encode_json
 from tests.e2e.conftest import forward_config
 from tests.support.otlp_samples import sample_request
 

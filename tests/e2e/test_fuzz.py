@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.batch import Signal
-from gateway.otlp_json import encode_json
+from gateway.otlp.batch import Signal
+from gateway.otlp.json_codec import encode_json
 from tests.e2e.conftest import forward_config
 from tests.support.gateway_process import GatewayProcess
 from tests.support.hostile import (

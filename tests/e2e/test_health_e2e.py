@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port

@@ -16,8 +16,8 @@ import psutil
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.batch import Signal
-from gateway.otlp_json import decode_json
+from gateway.otlp.batch import Signal
+from gateway.otlp.json_codec import decode_json
 from tests.e2e.conftest import forward_config
 from tests.support.gateway_process import GatewayProcess
 from tests.support.hostile import (

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import httpx
 import psutil
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_samples import sample_request

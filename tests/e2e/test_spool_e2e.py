@@ -23,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
 from tests.factories import logs_request, traces_request
 from tests.support.gateway_process import GatewayProcess

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from exporters.file import FileExporter
-from gateway.batch import Batch, Signal
 from gateway.errors import PermanentError, RetryableError
-from gateway.otlp_json import decode_json, encode_json
+from gateway.otlp.batch import Batch, Signal
+from gateway.otlp.json_codec import decode_json, encode_json
 from tests.support.otlp_samples import sample_request
 
 

@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporters.jaeger import JaegerExporter
-from gateway.batch import Batch, Signal
+from exporters.jaeger import JaegerExporter, JaegerExporterConfig
 from gateway.components import build_exporter
-from gateway.config import ConfigError, JaegerExporterConfig, parse_config
+from gateway.config.issues import ConfigError
+from gateway.config.loading import parse_config
 from gateway.errors import PermanentError, RetryableError
+from gateway.otlp.batch import Batch, Signal
 from tests.support.otlp_samples import sample_request
 from tests.support.otlp_sink import OtlpSink
 
@@ -36,7 +37,7 @@ service:
 
 def _exporter(settings: str) -> JaegerExporter:
     config = parse_config(_config(settings))
-    exporter = build_exporter(config.exporters["jaeger"])
+    exporter = build_exporter("jaeger", config.exporters["jaeger"])
     assert isinstance(exporter, JaegerExporter)
     return exporter
 

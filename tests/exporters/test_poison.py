@@ -25,12 +25,11 @@ from prometheus_client import CollectorRegistry
 
 from exporters.base import Exporter
 from exporters.jaeger import JaegerExporter
-from exporters.loki import LokiExporter
-from exporters.otlp import OtlpExporter
+from exporters.loki.exporter import LokiExporter
+from exporters.otlp.exporter import OtlpExporter
+from exporters.prometheus.remote_write import RemoteWriteExporter
 from exporters.queue import ExporterQueue
-from exporters.remote_write import RemoteWriteExporter
-from gateway.batch import Batch, Signal
-from gateway.components import _adjusted_counter
+from gateway.otlp.batch import Batch, Signal
 from gateway.selfmetrics import GatewayMetrics
 from tests.support.loki_server import LokiServer
 from tests.support.otlp_samples import sample_request, span_id, trace_id
@@ -120,7 +119,7 @@ async def test_loki_names_with_nothing_valid_are_dropped_not_sent() -> None:
     with LokiServer() as loki:
         registry = CollectorRegistry()
         metrics = GatewayMetrics(registry)
-        exporter = LokiExporter(loki.url, on_adjusted=_adjusted_counter("poisoned", metrics))
+        exporter = LokiExporter(loki.url, on_adjusted=metrics.adjusted_counter("poisoned"))
         queue = ExporterQueue("poisoned", exporter, metrics, num_consumers=1)
         await queue.start()
         try:

@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 from exporters.base import ExporterBase
 from exporters.queue import ExporterQueue
 from exporters.retry import RetryPolicy
-from gateway.batch import Batch
 from gateway.errors import (
     BackpressureError,
     NotReadyError,
@@ -19,6 +18,7 @@ from gateway.errors import (
     RetryableError,
     ThrottledError,
 )
+from gateway.otlp.batch import Batch
 from gateway.selfmetrics import GatewayMetrics
 from tests.factories import traces_batch
 

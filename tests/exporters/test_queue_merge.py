@@ -7,7 +7,7 @@ import asyncio
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from exporters.merging import MergeLimits
-from gateway.batch import Batch, Signal
+from gateway.otlp.batch import Batch, Signal
 from tests.exporters.test_queue import ScriptedExporter, drain, make_queue, sample
 from tests.factories import logs_batch, traces_batch
 

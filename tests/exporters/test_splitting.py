@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporters.splitting import split_batch
-from gateway.batch import Batch, Signal, count_items
+from gateway.otlp.batch import Batch, Signal, count_items
 from tests.support.otlp_samples import sample_request
 
 

@@ -15,10 +15,10 @@ from exporters.base import ExporterBase
 from exporters.queue import ExporterQueue
 from exporters.retry import RetryPolicy
 from exporters.spool import Spool, SpoolLockedError, default_directory, record_size
-from gateway.batch import Batch, Signal
 from gateway.components import build_queue
-from gateway.config import parse_config
+from gateway.config.loading import parse_config
 from gateway.errors import BackpressureError, RetryableError
+from gateway.otlp.batch import Batch, Signal
 from gateway.selfmetrics import GatewayMetrics
 from tests.factories import logs_request, metrics_request, traces_batch
 

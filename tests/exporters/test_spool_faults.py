@@ -23,9 +23,9 @@ from exporters.base import ExporterBase
 from exporters.queue import ExporterQueue
 from exporters.retry import RetryPolicy
 from exporters.spool import Spool, SpoolWriteError, record_size
-from gateway.batch import Batch, Signal
-from gateway.config import parse_config
+from gateway.config.loading import parse_config
 from gateway.errors import RetryableError
+from gateway.otlp.batch import Batch, Signal
 from gateway.selfmetrics import GatewayMetrics
 from gateway.service import Gateway
 from tests.exporters.test_spool import big_logs_batch, segments, spooled

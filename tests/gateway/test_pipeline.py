@@ -7,8 +7,8 @@ from prometheus_client import CollectorRegistry
 
 from exporters.base import ExporterBase
 from exporters.queue import ExporterQueue
-from gateway.batch import Batch, Signal
 from gateway.errors import BackpressureError, NoPipelineError, NotReadyError
+from gateway.otlp.batch import Batch, Signal
 from gateway.pipeline import Pipeline, Router
 from gateway.processors.resource import AttributeAction, ResourceProcessor
 from gateway.selfmetrics import GatewayMetrics

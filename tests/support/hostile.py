@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from gateway.batch import Signal, count_items
-from gateway.wire import encode_varint
+from gateway.otlp.batch import Signal, count_items
+from gateway.otlp.wire import encode_varint
 
 Nesting = Literal["kvlist", "array"]
 # Levels of each kind that protobuf's 100-level decoding limit leaves room for inside a span

@@ -14,7 +14,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from gateway.batch import ExportRequest, Signal
+from gateway.otlp.batch import ExportRequest, Signal
 
 _T0 = 1_700_000_000_000_000_000
 _ANY_FIELDS = {bool: "bool_value", int: "int_value", float: "double_value", bytes: "bytes_value"}

@@ -40,8 +40,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from gateway.batch import ExportRequest, Signal, count_items
-from gateway.otlp_json import decode_json, encode_json
+from gateway.otlp.batch import ExportRequest, Signal, count_items
+from gateway.otlp.json_codec import decode_json, encode_json
 from tests.support.http_server import TrackingHTTPServer
 
 Transport = Literal["grpc", "http"]

@@ -12,7 +12,7 @@ import grpc
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from gateway.batch import Signal
+from gateway.otlp.batch import Signal
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_samples import sample_request
 

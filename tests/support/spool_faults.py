@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from exporters import spool_files
-from gateway.batch import Batch, Signal
+from gateway.otlp.batch import Batch, Signal
 from tests.factories import traces_request
 
 

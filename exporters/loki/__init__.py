@@ -1,0 +1,1 @@
+"""The Loki exporter: push API (protobuf/JSON) and native OTLP, label mapping."""

@@ -1,0 +1,1 @@
+"""The OTLP exporter (gRPC and HTTP/protobuf) and its configuration."""

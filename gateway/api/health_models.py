@@ -1,0 +1,219 @@
+"""The response models of the health routes (their schemas are in the admin app's OpenAPI)
+and the conversions from the health trackers' reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from gateway.health.config import ServiceThresholds
+from gateway.health.services import ServiceReport, ServiceStatus
+from gateway.health.status import GatewayStatus, Level, ResourceCheck, worst
+from gateway.health.system import SystemSnapshot
+
+ATTENTION_LIMIT = 50
+
+
+def from_epoch(seconds: float | None) -> datetime | None:
+    """A UTC datetime from wall-clock seconds."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+class Latency(BaseModel):
+    """Latency percentiles of SERVER spans in the window, in seconds (2 % relative accuracy)."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class ServiceHealth(BaseModel):
+    """One service, from everything it sent."""
+
+    name: str
+    status: ServiceStatus
+    reasons: list[str] = Field(description="Why the status is not healthy.")
+    last_seen: datetime
+    seconds_since_seen: float
+    signals: dict[str, datetime] = Field(description="When each signal was last received.")
+    window_seconds: float = Field(description="The time the counts and rates cover.")
+    requests: int = Field(description="SERVER spans in the window.")
+    errors: int = Field(description="SERVER spans with status ERROR in the window.")
+    request_rate: float = Field(description="Requests per second.")
+    error_rate: float | None = Field(description="errors / requests (null without requests).")
+    latency: Latency
+    thresholds: ServiceThresholds
+
+
+class ServicesResponse(BaseModel):
+    """Every tracked service."""
+
+    last_updated: datetime
+    count: int
+    max_services: int
+    untracked: int = Field(description="Services not tracked because max_services was reached.")
+    services: list[ServiceHealth]
+
+
+class ServicesSummary(BaseModel):
+    """Services by status; ``attention`` names those not healthy (at most 50)."""
+
+    total: int
+    healthy: int
+    degraded: int
+    unhealthy: int
+    stale: int
+    untracked: int
+    attention: list[str]
+
+
+class ReceiverHealth(BaseModel):
+    name: str
+    type: str
+    status: Literal["ok", "failed", "stopped"]
+    endpoints: list[str] = Field(default_factory=list)
+    last_error: str | None = None
+    last_run_at: datetime | None = None
+
+
+class ExporterHealth(BaseModel):
+    name: str
+    status: Literal["ok", "retrying", "failed"]
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+    queue_size: int
+    queue_capacity: int
+    queue_fill_ratio: float
+    spool_bytes: int | None = Field(description="Bytes in the disk spool (null: no spool).")
+    spool_capacity_bytes: int | None = Field(description="The spool's limit (max_bytes).")
+    spool_error: str | None = Field(
+        default=None, description="Why the disk spool cannot write now (data is refused)."
+    )
+    spool_error_since: datetime | None = Field(default=None, description="Since when.")
+
+
+class PipelineHealth(BaseModel):
+    name: str
+    accepting: bool
+
+
+class Components(BaseModel):
+    receivers: list[ReceiverHealth]
+    pipelines: list[PipelineHealth]
+
+
+class Cpu(BaseModel):
+    utilization: float
+    status: Level
+    modes: dict[str, float]
+
+
+class Memory(BaseModel):
+    total_bytes: int
+    used_bytes: int
+    utilization: float
+    status: Level
+
+
+class Filesystem(BaseModel):
+    mountpoint: str
+    device: str
+    type: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+    utilization: float
+    status: Level
+    holds: list[str] = Field(description="Gateway data directories on this filesystem.")
+
+
+class Process(BaseModel):
+    cpu_utilization: float
+    memory_rss_bytes: int
+    threads: int
+    open_fds: int | None
+
+
+class SystemHealth(BaseModel):
+    """Host resources (utilizations 0..1) and the gateway process."""
+
+    status: Level
+    sampled_at: datetime
+    cpu: Cpu
+    memory: Memory
+    filesystems: list[Filesystem]
+    process: Process
+
+
+class HealthResponse(BaseModel):
+    """The gateway's health (HTTP 503 when ``unhealthy``), its parts and its services."""
+
+    status: GatewayStatus
+    reasons: list[str]
+    version: str
+    instance_id: str
+    state: str
+    uptime_seconds: float
+    last_updated: datetime
+    components: Components
+    exporters: list[ExporterHealth]
+    system: SystemHealth
+    services: ServicesSummary
+
+
+def service_health(r: ServiceReport) -> ServiceHealth:
+    """The response model of a tracker report."""
+    return ServiceHealth(
+        name=r.name,
+        status=r.status,
+        reasons=r.reasons,
+        last_seen=datetime.fromtimestamp(r.last_seen, UTC),
+        seconds_since_seen=r.seconds_since_seen,
+        signals={k: datetime.fromtimestamp(v, UTC) for k, v in sorted(r.signals.items())},
+        window_seconds=r.window_seconds,
+        requests=r.requests,
+        errors=r.errors,
+        request_rate=r.request_rate,
+        error_rate=r.error_rate,
+        latency=Latency(p50=r.latency.p50, p95=r.latency.p95, p99=r.latency.p99),
+        thresholds=r.thresholds,
+    )
+
+
+def system_health(s: SystemSnapshot, checks: list[ResourceCheck]) -> SystemHealth:
+    """The response model of a system snapshot and its :func:`system_checks`."""
+    cpu, memory, disks = checks[0], checks[1], checks[2:]
+    return SystemHealth(
+        status=worst(c.status for c in checks),
+        sampled_at=datetime.fromtimestamp(s.at, UTC),
+        cpu=Cpu(utilization=cpu.utilization, status=cpu.status, modes=s.cpu_modes),
+        memory=Memory(
+            total_bytes=s.memory_total,
+            used_bytes=s.memory_states.get("used", 0),
+            utilization=memory.utilization,
+            status=memory.status,
+        ),
+        filesystems=[
+            Filesystem(
+                mountpoint=fs.mountpoint,
+                device=fs.device,
+                type=fs.type,
+                total_bytes=fs.total,
+                used_bytes=fs.used,
+                free_bytes=fs.free,
+                utilization=fs.utilization,
+                status=check.status,
+                holds=list(fs.holds),
+            )
+            for fs, check in zip(s.filesystems, disks, strict=True)
+        ],
+        process=Process(
+            cpu_utilization=s.process.cpu_utilization,
+            memory_rss_bytes=s.process.memory_rss,
+            threads=s.process.threads,
+            open_fds=s.process.open_fds,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Body compression: gzip, deflate, zstd and snappy, each bounded in output."""

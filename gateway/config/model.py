@@ -1,0 +1,100 @@
+"""The top-level configuration model: the component sections, ``service`` and the gateway's
+own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``).
+
+Component configs are not listed here: each ``receivers``/``processors``/``exporters`` entry
+is validated by the model its type's factory declares in :data:`gateway.components.REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from gateway.components import REGISTRY
+from gateway.config.values import Duration, StrictModel
+from gateway.health.config import HealthConfig
+from gateway.listeners.settings import HttpListenerSettings
+from gateway.registry import SECTIONS, Kind, component_type
+from gateway.slo.section import SloList
+from gateway.store.config import StoreConfig
+
+
+class PipelineConfig(StrictModel):
+    """One pipeline: component ids; processors run in the order given."""
+
+    receivers: list[str] = Field(min_length=1)
+    processors: list[str] = Field(default_factory=list)
+    exporters: list[str] = Field(min_length=1)
+
+
+class AdmissionConfig(StrictModel):
+    """Gateway-wide admission: request bytes in flight and load shedding (docs/limits.md)."""
+
+    max_inflight_bytes: int = Field(default=128 * 1024 * 1024, gt=0)
+    max_loop_delay: Duration = Field(default=0.5, ge=0)  # 0: never shed
+    retry_after: Duration = Field(default=1.0, gt=0)
+
+
+class ServiceConfig(StrictModel):
+    """Pipelines keyed by ``traces|metrics|logs[/name]``, the shutdown budget, admission."""
+
+    pipelines: dict[str, PipelineConfig] = Field(min_length=1)
+    shutdown_timeout: Duration = Field(default=10.0, gt=0)
+    admission: AdmissionConfig = AdmissionConfig()
+
+
+class AdminConfig(HttpListenerSettings):
+    """The admin listener (metrics, health, dashboard); its own connection cap, so probes
+    and scrapes are answered while the OTLP listeners are full."""
+
+    endpoint: str = "127.0.0.1:8888"
+    max_connections: int = Field(default=128, gt=0)
+
+
+class LoggingConfig(StrictModel):
+    """The gateway's own logs."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class Config(StrictModel):
+    """A whole, validated configuration. Component entries are instances of the config model
+    of their type (``config.exporters["loki/eu"]`` is a ``LokiExporterConfig``)."""
+
+    receivers: dict[str, BaseModel] = Field(default_factory=dict)
+    processors: dict[str, BaseModel] = Field(default_factory=dict)
+    exporters: dict[str, BaseModel] = Field(default_factory=dict)
+    service: ServiceConfig
+    admin: AdminConfig = AdminConfig()
+    logging: LoggingConfig = LoggingConfig()
+    slos: SloList = SloList([])
+    store: StoreConfig = StoreConfig()
+    health: HealthConfig = HealthConfig()
+
+    @field_validator("receivers", "processors", "exporters", mode="before")
+    @classmethod
+    def _by_type(cls, value: Any, info: Any) -> Any:
+        """Each entry validated by the model its type registered (models pass through)."""
+        kind = KIND_OF_SECTION[info.field_name]
+        if not isinstance(value, dict):
+            return value
+        return {
+            cid: body
+            if isinstance(body, BaseModel)
+            else REGISTRY.factory(kind, component_type(cid)).config.model_validate(body or {})
+            for cid, body in value.items()
+        }
+
+
+KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.items()}
+SINGLE_SECTIONS: dict[str, type[BaseModel]] = {
+    "service": ServiceConfig, "admin": AdminConfig, "logging": LoggingConfig,
+    "health": HealthConfig, "slos": SloList, "store": StoreConfig,
+}  # fmt: skip

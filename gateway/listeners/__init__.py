@@ -1,0 +1,2 @@
+"""Network listeners: the embedded HTTP server, connection guards and
+limits for HTTP and gRPC, their settings, and the file-descriptor budget."""
