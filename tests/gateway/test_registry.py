@@ -14,6 +14,7 @@ from exporters.settings import ExporterSettings
 from gateway.components import REGISTRY
 from gateway.config.issues import ConfigError
 from gateway.config.loading import parse_config
+from gateway.config.model import Config
 from gateway.health.system import SystemSampler
 from gateway.listeners.http_guard import ConnectionGuard, HttpLimits
 from gateway.listeners.settings import HttpListenerSettings
@@ -164,3 +165,15 @@ def test_a_type_registered_twice_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="exporter type 'file' is registered twice"):
         Registry([factory, twin])
+
+
+def test_config_built_directly_takes_each_entry_as_its_registered_model() -> None:
+    config = Config.model_validate(
+        {
+            "receivers": {"otlp": {"protocols": {"http": None}}},
+            "exporters": {"loki/eu": {"endpoint": "http://loki:3100"}},
+            "service": {"pipelines": {"logs": {"receivers": ["otlp"], "exporters": ["loki/eu"]}}},
+        }
+    )
+    assert type(config.exporters["loki/eu"]) is REGISTRY.factory("exporter", "loki").config
+    assert type(config.receivers["otlp"]) is REGISTRY.factory("receiver", "otlp").config
