@@ -1,5 +1,6 @@
 """Every registered component: created from its minimal config, started and stopped (like the
-Collector's generated lifecycle tests), and kept out of pipelines of signals it cannot take."""
+Collector's generated lifecycle tests), and kept out of pipelines of signals it cannot take; and
+the type a component id names."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from gateway.registry import (
     Host,
     Registry,
     UnknownComponentError,
+    component_type,
 )
 from gateway.selfmetrics import GatewayMetrics
 
@@ -164,3 +166,11 @@ def test_a_type_registered_twice_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="exporter type 'file' is registered twice"):
         Registry([factory, twin])
+
+
+@pytest.mark.parametrize(
+    ("component_id", "expected"),
+    [("otlp", "otlp"), ("otlp/downstream", "otlp"), ("file/a/b", "file"), ("", "")],
+)
+def test_component_type(component_id: str, expected: str) -> None:
+    assert component_type(component_id) == expected
