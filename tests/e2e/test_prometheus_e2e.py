@@ -30,7 +30,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
 
-from tests.exporters.prometheus.test_translate import request_of, summary_metric
+from tests.exporters.prometheus.builders import request_of, summary_metric
 from tests.support.gateway_process import GatewayProcess
 from tests.support.prometheus_server import PrometheusServer, value_of
 

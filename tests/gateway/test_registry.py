@@ -1,5 +1,6 @@
 """Every registered component: created from its minimal config, started and stopped (like the
-Collector's generated lifecycle tests), and kept out of pipelines of signals it cannot take."""
+Collector's generated lifecycle tests), and kept out of pipelines of signals it cannot take; and
+the type a component id names."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from gateway.registry import (
     Host,
     Registry,
     UnknownComponentError,
+    component_type,
 )
 from gateway.selfmetrics import GatewayMetrics
 
@@ -177,3 +179,11 @@ def test_config_built_directly_takes_each_entry_as_its_registered_model() -> Non
     )
     assert type(config.exporters["loki/eu"]) is REGISTRY.factory("exporter", "loki").config
     assert type(config.receivers["otlp"]) is REGISTRY.factory("receiver", "otlp").config
+
+
+@pytest.mark.parametrize(
+    ("component_id", "expected"),
+    [("otlp", "otlp"), ("otlp/downstream", "otlp"), ("file/a/b", "file"), ("", "")],
+)
+def test_component_type(component_id: str, expected: str) -> None:
+    assert component_type(component_id) == expected

@@ -17,7 +17,7 @@ from exporters.prometheus.labels import label_name, reserve, scope_labels
 from exporters.prometheus.remote_write import samples
 from exporters.prometheus.state import store_for
 from exporters.prometheus.translate import Kind, translate
-from tests.exporters.prometheus.test_translate import (
+from tests.exporters.prometheus.builders import (
     T0,
     attrs,
     histogram_metric,

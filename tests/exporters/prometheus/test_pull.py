@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 from exporters.prometheus.pull import PrometheusExporter
 from gateway.errors import PermanentError
 from gateway.otlp.batch import Batch, Signal
-from tests.exporters.prometheus.test_translate import (
+from tests.exporters.prometheus.builders import (
     DELTA,
     SEC,
     T0,

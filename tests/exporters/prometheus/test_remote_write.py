@@ -15,7 +15,7 @@ from exporters.prometheus import remote_write_pb as pb
 from exporters.prometheus.remote_write import RemoteWriteExporter
 from gateway.errors import PermanentError, RetryableError, ThrottledError
 from gateway.otlp.batch import Batch, Signal
-from tests.exporters.prometheus.test_translate import (
+from tests.exporters.prometheus.builders import (
     DELTA,
     SEC,
     T0,

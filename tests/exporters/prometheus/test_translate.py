@@ -1,22 +1,14 @@
-"""OTel -> Prometheus translation and series state, table-driven."""
+"""OTel -> Prometheus translation (exporters.prometheus.translate), table-driven: names,
+units and labels; resource, scope and the kinds of points."""
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import pytest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
-from prometheus_client import CollectorRegistry
 
-from exporters.prometheus.state import SeriesStore, store_for
 from exporters.prometheus.translate import (
     Kind,
-    PromPoint,
     attribute_value,
     bucket_exemplars,
     exponential_buckets,
@@ -25,125 +17,16 @@ from exporters.prometheus.translate import (
     metric_name,
     translate,
 )
-
-T0 = 1_700_000_000_000_000_000
-SEC = 1_000_000_000
-CUMULATIVE: Any = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
-DELTA: Any = metrics_pb2.AGGREGATION_TEMPORALITY_DELTA
-RESOURCE = {
-    "service.name": "checkout",
-    "service.namespace": "shop",
-    "service.instance.id": "pod-1",
-    "deployment.environment": "test",
-}
-
-
-# --- builders (also used by the exporter tests) -----------------------------------------------
-
-
-def attrs(values: dict[str, Any]) -> list[KeyValue]:
-    out = []
-    for key, value in values.items():
-        if isinstance(value, bool):
-            any_value = AnyValue(bool_value=value)
-        elif isinstance(value, int):
-            any_value = AnyValue(int_value=value)
-        elif isinstance(value, float):
-            any_value = AnyValue(double_value=value)
-        else:
-            any_value = AnyValue(string_value=str(value))
-        out.append(KeyValue(key=key, value=any_value))
-    return out
-
-
-def request_of(
-    *metrics: metrics_pb2.Metric,
-    resource: dict[str, Any] | None = None,
-    scope: tuple[str, str] = ("my.lib", "1.2"),
-    scope_attributes: dict[str, Any] | None = None,
-) -> ExportMetricsServiceRequest:
-    request = ExportMetricsServiceRequest()
-    rm = request.resource_metrics.add()
-    rm.resource.attributes.extend(attrs(RESOURCE if resource is None else resource))
-    sm = rm.scope_metrics.add()
-    sm.scope.name, sm.scope.version = scope
-    sm.scope.attributes.extend(attrs(scope_attributes or {}))
-    sm.metrics.extend(metrics)
-    return request
-
-
-def sum_metric(
-    name: str,
-    values: list[tuple[dict[str, Any], float]],
-    *,
-    unit: str = "",
-    monotonic: bool = True,
-    temporality: Any = CUMULATIVE,
-    t: int = T0 + SEC,
-) -> metrics_pb2.Metric:
-    metric = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
-    metric.sum.is_monotonic = monotonic
-    metric.sum.aggregation_temporality = temporality
-    for labels, value in values:
-        metric.sum.data_points.add(
-            attributes=attrs(labels), as_double=value, time_unix_nano=t, start_time_unix_nano=T0
-        )
-    return metric
-
-
-def gauge_metric(name: str, value: float, unit: str = "", t: int = T0 + SEC) -> metrics_pb2.Metric:
-    metric = metrics_pb2.Metric(name=name, unit=unit)
-    metric.gauge.data_points.add(as_int=int(value), time_unix_nano=t)
-    return metric
-
-
-def histogram_metric(
-    name: str,
-    bounds: list[float],
-    counts: list[int],
-    total: float,
-    *,
-    unit: str = "s",
-    temporality: Any = CUMULATIVE,
-    t: int = T0 + SEC,
-    labels: dict[str, Any] | None = None,
-) -> metrics_pb2.Metric:
-    metric = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
-    metric.histogram.aggregation_temporality = temporality
-    metric.histogram.data_points.add(
-        attributes=attrs(labels or {}),
-        explicit_bounds=bounds,
-        bucket_counts=counts,
-        count=sum(counts),
-        sum=total,
-        time_unix_nano=t,
-        start_time_unix_nano=T0,
-    )
-    return metric
-
-
-def summary_metric(
-    name: str,
-    quantiles: dict[float, float],
-    *,
-    labels: dict[str, Any] | None = None,
-    unit: str = "s",
-    t: int = T0 + SEC,
-) -> metrics_pb2.Metric:
-    metric = metrics_pb2.Metric(name=name, unit=unit, description=f"{name} help")
-    dp = metric.summary.data_points.add(
-        attributes=attrs(labels or {}), count=10, sum=55.0, time_unix_nano=t,
-        start_time_unix_nano=T0,
-    )  # fmt: skip
-    for quantile, value in quantiles.items():
-        dp.quantile_values.add(quantile=quantile, value=value)
-    return metric
-
-
-def only(points: list[PromPoint]) -> PromPoint:
-    assert len(points) == 1, points
-    return points[0]
-
+from tests.exporters.prometheus.builders import (
+    DELTA,
+    T0,
+    attrs,
+    gauge_metric,
+    histogram_metric,
+    only,
+    request_of,
+    sum_metric,
+)
 
 # --- names and labels -------------------------------------------------------------------------
 
@@ -344,99 +227,3 @@ def test_exemplars_carry_trace_and_span_ids_and_pick_one_per_bucket():
     assert [e.value if e else None for e in chosen] == [0.7, 0.7, 0.7]  # carried upwards
     assert chosen[0] is not None
     assert dict(chosen[0].labels) == {"trace_id": "03" * 16, "span_id": "04" * 8}
-
-
-# --- state: delta -> cumulative, ordering, expiry, limits -------------------------------------
-
-
-def test_delta_sums_accumulate_and_repeats_are_dropped():
-    dropped: list[tuple[str, int]] = []
-    store = SeriesStore(on_dropped=lambda reason, n: dropped.append((reason, n)))
-    for i, value in enumerate([2.0, 3.0, 5.0], start=1):
-        metric = sum_metric("jobs", [({}, value)], temporality=DELTA, t=T0 + i * SEC)
-        [result] = store.apply(translate(request_of(metric)))
-        assert result.kind is Kind.COUNTER
-    assert result.value == 10.0
-    repeat = sum_metric("jobs", [({}, 5.0)], temporality=DELTA, t=T0 + 3 * SEC)
-    assert store.apply(translate(request_of(repeat))) == []
-    assert dropped == [("out_of_order", 1)]
-    [series] = store.families["jobs"].series.values()
-    assert series.point.value == 10.0
-
-
-def test_delta_histograms_accumulate_per_bucket():
-    store = SeriesStore()
-    for i in (1, 2):
-        metric = histogram_metric("h", [1.0], [1, 2], 3.0, temporality=DELTA, t=T0 + i * SEC)
-        [result] = store.apply(translate(request_of(metric)))
-    assert (result.counts, result.count, result.sum) == ((2, 4), 6, 6.0)
-
-
-def test_cumulative_points_replace_and_older_ones_are_ignored():
-    store = SeriesStore()
-    store.apply(translate(request_of(sum_metric("c", [({}, 5.0)], t=T0 + 2 * SEC))))
-    assert store.apply(translate(request_of(sum_metric("c", [({}, 3.0)], t=T0 + SEC)))) == []
-    [result] = store.apply(translate(request_of(sum_metric("c", [({}, 7.0)], t=T0 + 3 * SEC))))
-    assert result.value == 7.0
-
-
-def test_series_and_targets_expire():
-    now = [1000.0]
-    store = SeriesStore(expiration=60.0, clock=lambda: now[0])
-    store.apply(translate(request_of(gauge_metric("g", 1), resource=RESOURCE)))
-    other = dict(RESOURCE, **{"service.instance.id": "pod-2"})
-    now[0] += 40
-    store.apply(translate(request_of(gauge_metric("g", 2, t=T0 + 2 * SEC), resource=other)))
-    assert store.series_count == 2 and len(store.targets) == 2
-    now[0] += 30  # pod-1 silent for 70 s, pod-2 for 30 s
-    assert store.expire() == 1
-    assert [dict(s.point.labels)["instance"] for s in store.families["g"].series.values()] == [
-        "pod-2"
-    ]
-    assert list(store.targets) == [("shop/checkout", "pod-2")]
-    now[0] += 61
-    store.expire()
-    assert store.families == {} and store.targets == {}
-
-
-def test_cardinality_cap_refuses_new_series_and_counts_them():
-    registry = CollectorRegistry()
-    store = store_for("prometheus/t", registry, expiration=300, max_series_per_metric=3)
-    values = [({"user": str(i)}, 1.0) for i in range(5)]
-    store.apply(translate(request_of(sum_metric("logins", values))))
-    assert len(store.families["logins"].series) == 3
-    refused = registry.get_sample_value(
-        "otelgate_prometheus_refused_series_total",
-        {"exporter": "prometheus/t", "metric": "logins"},
-    )
-    assert refused == 2
-    # known series still update
-    again = [({"user": "0"}, 9.0)]
-    [updated] = store.apply(translate(request_of(sum_metric("logins", again, t=T0 + 2 * SEC))))
-    assert updated.value == 9.0
-    assert (
-        registry.get_sample_value("otelgate_prometheus_series", {"exporter": "prometheus/t"}) == 3
-    )
-
-
-def test_type_conflicts_drop_the_later_kind():
-    registry = CollectorRegistry()
-    store = store_for("p", registry, expiration=300, max_series_per_metric=0)
-    store.apply(translate(request_of(gauge_metric("thing", 1))))
-    histogram = histogram_metric("thing", [1.0], [1, 0], 0.5, unit="")
-    assert store.apply(translate(request_of(histogram))) == []
-    assert store.families["thing"].kind is Kind.GAUGE
-    dropped = registry.get_sample_value(
-        "otelgate_prometheus_dropped_points_total", {"exporter": "p", "reason": "type_conflict"}
-    )
-    assert dropped == 1
-
-
-def test_no_recorded_value_removes_the_series():
-    store = SeriesStore()
-    store.apply(translate(request_of(gauge_metric("g", 1))))
-    metric = gauge_metric("g", 0, t=T0 + 2 * SEC)
-    metric.gauge.data_points[0].flags = metrics_pb2.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK
-    [stale] = store.apply(translate(request_of(metric)))
-    assert stale.stale and store.families["g"].series == {}
-    assert not math.isnan(stale.value)

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.config.loading import parse_config
 from gateway.listeners.grpc_limits import server_options
-from tests.gateway.config.test_config import issues_of, otlp_receiver, patched
+from tests.gateway.config.helpers import issues_of, otlp_receiver, patched
 
 HTTP = "receivers.otlp.protocols.http"
 GRPC = "receivers.otlp.protocols.grpc"
