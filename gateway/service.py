@@ -124,14 +124,7 @@ class Gateway:
         )
 
     def _guard(self, listener: str, settings: HttpListenerSettings) -> ConnectionGuard:
-        limits = HttpLimits(
-            max_connections=settings.max_connections,
-            read_header_timeout=settings.read_header_timeout,
-            read_body_timeout=settings.read_body_timeout,
-            idle_timeout=settings.idle_timeout,
-            max_request_header_size=settings.max_request_header_size,
-        )
-        return ConnectionGuard(listener, limits, self.metrics.connections)
+        return ConnectionGuard(listener, HttpLimits.of(settings), self.metrics.connections)
 
     def max_connections(self) -> int:
         """The listeners' connection caps added up."""

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, Literal
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.listeners.connection_metrics import ConnectionMetrics
+from gateway.listeners.settings import HttpListenerSettings
 
 log = logging.getLogger("otelgate.listener")
 
@@ -55,6 +56,17 @@ class HttpLimits:
     read_body_timeout: float
     idle_timeout: float
     max_request_header_size: int
+
+    @classmethod
+    def of(cls, settings: HttpListenerSettings) -> HttpLimits:
+        """The limits a listener's settings give."""
+        return cls(
+            max_connections=settings.max_connections,
+            read_header_timeout=settings.read_header_timeout,
+            read_body_timeout=settings.read_body_timeout,
+            idle_timeout=settings.idle_timeout,
+            max_request_header_size=settings.max_request_header_size,
+        )
 
 
 class ConnectionGuard:

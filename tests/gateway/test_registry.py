@@ -45,14 +45,7 @@ def _host(metrics: GatewayMetrics, emitted: list[Batch]) -> Host:
         return True
 
     def guard(listener: str, settings: HttpListenerSettings) -> ConnectionGuard:
-        limits = HttpLimits(
-            max_connections=settings.max_connections,
-            read_header_timeout=settings.read_header_timeout,
-            read_body_timeout=settings.read_body_timeout,
-            idle_timeout=settings.idle_timeout,
-            max_request_header_size=settings.max_request_header_size,
-        )
-        return ConnectionGuard(listener, limits, metrics.connections)
+        return ConnectionGuard(listener, HttpLimits.of(settings), metrics.connections)
 
     return Host(
         metrics=metrics,
