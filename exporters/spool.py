@@ -12,6 +12,8 @@ When a write fails (a full disk, an I/O error) the spool closes the file, contin
 segment and reports :attr:`Spool.problem` until a write succeeds (:mod:`exporters.spool_health`).
 Reading skips a record that checks out but cannot be decoded (counted as failed) and after
 damage resynchronises on the next intact record (the damaged records are counted as dropped).
+Which segments are live, what they hold and when one is finished is counted in
+:mod:`exporters.spool_ledger`.
 """
 
 from __future__ import annotations
@@ -31,22 +33,10 @@ from exporters.spool_files import (
     Segment,
     SpoolLockedError,
     lock_directory,
-    segment_path,
 )
 from exporters.spool_health import WriteHealth
-from exporters.spool_io import (
-    Acked,
-    AckFiles,
-    Damaged,
-    HeldFile,
-    Outcome,
-    Pending,
-    Plan,
-    Record,
-    Unreadable,
-    read_record,
-    write_plan,
-)
+from exporters.spool_io import AckFiles, HeldFile, Outcome, Pending, Record, read_record, write_plan
+from exporters.spool_ledger import Ledger
 from gateway.errors import BackpressureError
 from gateway.otlp.batch import Batch, Signal
 
@@ -108,13 +98,14 @@ class Spool:
         self.on_unreadable = on_unreadable  # (signal, items, why) of a record that won't decode
         self.on_quarantine = on_quarantine  # a file was moved to quarantine/
         self.health = WriteHealth(self.directory, retry_interval)
-        self._segments: list[Segment] = []
-        self._active: Segment | None = None
-        self._next_id = 1
-        self._bytes = 0
+        self._ledger = Ledger(
+            self.directory,
+            schedule=self._schedule_io,
+            report_lost=self._report_lost,
+            report_unreadable=self._report_unreadable,
+        )
         self._buffer: list[Pending] = []
         self._buffered = 0  # bytes accepted but not yet synced
-        self._unread_records = self._unacked_records = self._unacked_items = 0
         self._readable = asyncio.Event()
         self._read_lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
@@ -132,12 +123,12 @@ class Spool:
     @property
     def bytes(self) -> int:
         """Bytes of the live segment files on disk."""
-        return self._bytes
+        return self._ledger.bytes
 
     @property
     def unacked_items(self) -> int:
         """Items spooled and not yet delivered (including the ones being delivered)."""
-        return self._unacked_items
+        return self._ledger.unacked_items
 
     @property
     def problem(self) -> str | None:
@@ -152,16 +143,16 @@ class Spool:
     @property
     def idle(self) -> bool:
         """Nothing to deliver and nothing being written."""
-        return self._unacked_records == 0 and not self._buffered
+        return self._ledger.unacked_records == 0 and not self._buffered
 
     def has_room(self, nbytes: int) -> bool:
         """Whether ``nbytes`` more fit under ``max_bytes`` (an empty spool takes anything)."""
-        if self.idle or self._bytes + self._buffered + nbytes <= self.max_bytes:
+        if self.idle or self._ledger.bytes + self._buffered + nbytes <= self.max_bytes:
             return True
-        active = self._active  # reclaim a finished active segment before saying no
+        active = self._ledger.active  # reclaim a finished active segment before saying no
         if active is not None and active.size and active.acked == active.records:
-            self._seal(active)
-        return self._bytes + self._buffered + nbytes <= self.max_bytes
+            self._ledger.seal(active)
+        return self._ledger.bytes + self._buffered + nbytes <= self.max_bytes
 
     # --- start-up ----------------------------------------------------------------------------
 
@@ -170,16 +161,13 @@ class Spool:
         self._lock_fd = await asyncio.to_thread(lock_directory, self.directory)
         try:
             check = DirectoryCheck(self.directory, self.on_quarantine)
-            segments, report, self._next_id = await asyncio.to_thread(check.run)
+            segments, report, next_id = await asyncio.to_thread(check.run)
         except BaseException:
             await asyncio.to_thread(self._close_files)
             raise
-        self._segments = segments
-        self._bytes = report.bytes
-        self._unread_records = self._unacked_records = report.records
-        self._unacked_items = sum(report.items.values())
+        self._ledger.restore(segments, report, next_id)
         self._open = True
-        if self._unread_records:
+        if self._ledger.unread_records:
             self._readable.set()
         return report
 
@@ -202,15 +190,17 @@ class Spool:
             while self._buffer:  # whatever arrived meanwhile forms the next group
                 group, self._buffer = self._buffer, []
                 size = sum(OVERHEAD + len(p.payload) for p in group)
-                plan = self._place(group)
+                plan = self._ledger.place(group, self.segment_bytes)
                 try:
                     await asyncio.to_thread(write_plan, self.directory, self._writer, plan)
                 except Exception as exc:
-                    self._abort(plan)
+                    self._ledger.abort(plan)
                     self.health.failed(exc, size)
                     outcome: BaseException | None = exc
                 else:
-                    self._commit(plan)
+                    self._ledger.commit(plan)
+                    self._readable.set()
+                    self.health.succeeded()
                     outcome = None
                 self._buffered -= size
                 for pending in group:
@@ -224,63 +214,13 @@ class Spool:
         finally:
             self._flusher = None
 
-    def _place(self, group: list[Pending]) -> Plan:
-        plan: Plan = []
-        for pending in group:
-            size = OVERHEAD + len(pending.payload)
-            seg = self._active
-            if seg is None or (seg.planned and seg.planned + size > self.segment_bytes):
-                if seg is not None:
-                    self._seal(seg)
-                seg = self._active = Segment(
-                    self._next_id, segment_path(self.directory, self._next_id)
-                )
-                self._next_id += 1
-                self._segments.append(seg)
-            if not plan or plan[-1][0] is not seg:
-                plan.append((seg, seg.planned, []))
-            plan[-1][2].append(pending)
-            seg.planned += size
-        return plan
-
-    def _commit(self, plan: Plan) -> None:
-        for seg, offset, records in plan:
-            end = offset + sum(OVERHEAD + len(r.payload) for r in records)
-            self._bytes += end - seg.size
-            seg.size = end
-            seg.records += len(records)
-            seg.unread_records += len(records)
-            for r in records:
-                seg.unread[r.signal] = seg.unread.get(r.signal, 0) + r.items
-                self._unacked_items += r.items
-            self._unread_records += len(records)
-            self._unacked_records += len(records)
-            self._maybe_retire(seg)  # sealed meanwhile with everything already acknowledged
-        self._readable.set()
-        self.health.succeeded()
-
-    def _abort(self, plan: Plan) -> None:
-        """After a failed write: keep what was synced, continue in a fresh segment."""
-        for seg, _, _ in plan:
-            seg.planned = seg.size
-        if self._active is not None:
-            self._seal(self._active)
-        for seg, _, _ in plan:
-            self._maybe_retire(seg)
-
-    def _seal(self, seg: Segment) -> None:
-        seg.sealed = True
-        if self._active is seg:
-            self._active = None
-        self._maybe_retire(seg)
-
     # --- reading and acknowledging -----------------------------------------------------------
 
     async def get(self) -> SpoolEntry:
         """The next undelivered record, read from disk; waits while there is none."""
         async with self._read_lock:
             while True:
-                seg = next((s for s in self._segments if s.read_pos < s.size), None)
+                seg = self._ledger.to_read()
                 if seg is None:
                     self._readable.clear()
                     await self._readable.wait()
@@ -296,84 +236,28 @@ class Spool:
                 outcome = await asyncio.shield(job)
                 self._read_job = None
                 if isinstance(outcome, Record):
-                    seg.read_pos = outcome.end
-                    self._take(seg, outcome.batch.signal, outcome.batch.items)
-                    self._maybe_retire(seg)  # a damaged segment counts its losses at the end
+                    self._ledger.hand_out(seg, outcome)
                     return SpoolEntry(outcome.batch, seg, pos)
-                self._pass_over(seg, pos, outcome)
-
-    def _take(self, seg: Segment, signal: Signal, items: int) -> None:
-        seg.unread_records -= 1
-        seg.unread[signal] = seg.unread.get(signal, 0) - items
-        self._unread_records -= 1
-
-    def _pass_over(self, seg: Segment, pos: int, outcome: Outcome) -> None:
-        """Move past what is at ``pos`` that is not a batch to deliver."""
-        if isinstance(outcome, Acked):  # acknowledged before the restart
-            seg.read_pos = outcome.end
-            seg.skip.discard(pos)
-        elif isinstance(outcome, Unreadable):
-            seg.read_pos = outcome.end
-            self._take(seg, outcome.signal, outcome.items)
-            why = (
-                f"spool record at offset {pos} of {seg.path.name} cannot be decoded, "
-                f"skipped: {outcome.error}"
-            )
-            log.error("spool %s: %d %s failed: %s", self.directory, outcome.items,
-                      outcome.signal.value, why)  # fmt: skip
-            self._finish(seg, pos, outcome.items)
-            if self.on_unreadable is not None:
-                self.on_unreadable(outcome.signal, outcome.items, why)
-        elif isinstance(outcome, Damaged):
-            log.error(
-                "spool %s: %s is damaged at offset %d; skipping %d byte(s) to the next intact "
-                "record", self.directory, seg.path.name, pos, outcome.resume - pos,
-            )  # fmt: skip
-            seg.damaged = True  # quarantined once finished; no more appends to it
-            seg.read_pos = outcome.resume
-            self._seal(seg)
-        self._maybe_retire(seg)
-
-    def _lose_unread(self, seg: Segment) -> None:
-        """A damaged segment read to its end: the records never read were in damaged bytes."""
-        records = max(0, seg.unread_records)
-        lost = {signal: n for signal, n in seg.unread.items() if n > 0}
-        log.error(
-            "spool %s: %d record(s) in the damaged part of %s are lost (%s)",
-            self.directory, records, seg.path.name,
-            ", ".join(f"{n} {s.value}" for s, n in lost.items()) or "no items",
-        )  # fmt: skip
-        seg.acked += records
-        self._unread_records -= records
-        self._unacked_records -= records
-        self._unacked_items -= sum(lost.values())
-        seg.unread_records, seg.unread = 0, {}
-        for signal, items in lost.items():
-            if self.on_lost is not None:
-                self.on_lost(signal, items)
+                self._ledger.pass_over(seg, pos, outcome)
 
     def ack(self, entry: SpoolEntry) -> None:
         """Record that ``entry`` was delivered (or failed for good): it will not be resent."""
-        self._finish(entry.segment, entry.offset, entry.batch.items)
+        self._ledger.finish(entry.segment, entry.offset, entry.batch.items)
 
-    def _finish(self, seg: Segment, offset: int, items: int) -> None:
-        seg.acked += 1
-        self._unacked_records -= 1
-        self._unacked_items -= items
+    def _schedule_io(self, seg: Segment, offset: int) -> None:
+        """Record an ack (``offset``) or delete a retired segment (-1), in the background."""
         self._io_ops.append((seg, offset))
-        self._maybe_retire(seg)
         self._kick_io()
 
-    def _maybe_retire(self, seg: Segment) -> None:
-        """Drop a sealed, fully read and acknowledged segment; its files go in the background."""
-        read = seg.read_pos >= seg.size and seg.planned == seg.size
-        if seg.damaged and read and seg.unread_records:
-            self._lose_unread(seg)
-        if seg.sealed and read and seg.acked == seg.records and seg in self._segments:
-            self._segments.remove(seg)
-            self._bytes -= seg.size
-            self._io_ops.append((seg, -1))
-            self._kick_io()
+    def _report_lost(self, signal: Signal, items: int) -> None:
+        """Pass a loss on to ``on_lost`` (read now: the queue sets it after construction)."""
+        if self.on_lost is not None:
+            self.on_lost(signal, items)
+
+    def _report_unreadable(self, signal: Signal, items: int, why: str) -> None:
+        """Pass an undecodable record on to ``on_unreadable`` (read now, likewise)."""
+        if self.on_unreadable is not None:
+            self.on_unreadable(signal, items, why)
 
     def _kick_io(self) -> None:
         if self._io_task is None:
@@ -404,9 +288,9 @@ class Spool:
         self._open = False
         await self.health.close()
         await self._settle()
-        active = self._active  # delivered to the end: no need to keep it for the next start
+        active = self._ledger.active  # delivered to the end: no need to keep it for the next start
         if active is not None and active.acked == active.records:
-            self._seal(active)
+            self._ledger.seal(active)
             await self._settle()
         await asyncio.to_thread(self._close_files)
 

@@ -45,6 +45,16 @@ class TrackingHTTPServer(ThreadingHTTPServer):
         """Connections cut by stop() are expected; stay quiet."""
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A keep-alive (HTTP/1.1) request handler with a 30 s timeout and no access log."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+
 @contextlib.contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[TrackingHTTPServer]:
     """A :class:`TrackingHTTPServer` on a free 127.0.0.1 port, served from a thread while the

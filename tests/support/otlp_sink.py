@@ -5,28 +5,22 @@ so the sink works the same from sync and async tests. Everything recorded is gua
 lock; the accessors return copies. ``fail_next`` makes the next requests fail the way a real
 backend under pressure would, so tests can check classification and retry timing.
 
-Like the Collector's OTLP receiver (pdata refuses to unmarshal a request holding a trace or
-span id of the wrong length: "invalid length for ID"), a request with such an id is refused
-whole: HTTP 400 with a ``google.rpc.Status`` (code 3), gRPC ``INVALID_ARGUMENT``. gRPC
-requests over grpcio's default 4 MiB receive limit get ``RESOURCE_EXHAUSTED`` ("Received
-message larger than max").
+How each request is checked and answered, like the Collector's OTLP receiver (an id of the
+wrong length refuses the request whole), is in :mod:`tests.support.otlp_sink_handlers`.
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
@@ -41,8 +35,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.otlp.batch import ExportRequest, Signal, count_items
-from gateway.otlp.json_codec import decode_json, encode_json
-from tests.support.http_server import TrackingHTTPServer
+from tests.support.otlp_sink_handlers import SinkHTTPServer, grpc_handlers
 
 Transport = Literal["grpc", "http"]
 
@@ -51,30 +44,6 @@ _RESPONSES: dict[Signal, type[Any]] = {
     Signal.METRICS: ExportMetricsServiceResponse,
     Signal.LOGS: ExportLogsServiceResponse,
 }
-_SERVICES = {
-    Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
-    Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
-    Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
-}
-_PATHS = {f"/v1/{signal.value}": signal for signal in Signal}
-
-
-def invalid_id(signal: Signal, request: Any) -> str | None:
-    """The Collector's refusal for an id of the wrong length anywhere in the request."""
-    if signal is Signal.TRACES:
-        for rs in request.resource_spans:
-            for ss in rs.scope_spans:
-                for span in ss.spans:
-                    ids = (span.trace_id, span.span_id, span.parent_span_id)
-                    if any(len(i) not in (0, n) for i, n in zip(ids, (16, 8, 8), strict=True)):
-                        return f"unmarshal: invalid length for ID (span {span.name!r})"
-    elif signal is Signal.LOGS:
-        for rl in request.resource_logs:
-            for sl in rl.scope_logs:
-                for log in sl.log_records:
-                    if len(log.trace_id) not in (0, 16) or len(log.span_id) not in (0, 8):
-                        return "unmarshal: invalid length for ID (log record)"
-    return None
 
 
 @dataclass(frozen=True)
@@ -136,7 +105,7 @@ class OtlpSink:
         self._stopping = threading.Event()
         self._grpc: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._http: _HttpServer | None = None
+        self._http: SinkHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
 
     @property
@@ -154,15 +123,7 @@ class OtlpSink:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sink-grpc")
         # so_reuseport=0: binding a port somebody else holds must fail, not share it.
         server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers(
-            [
-                grpc.method_handlers_generic_handler(
-                    _SERVICES[signal],
-                    {"Export": grpc.unary_unary_rpc_method_handler(self._grpc_handler(signal))},
-                )
-                for signal in Signal
-            ]
-        )
+        server.add_generic_rpc_handlers(grpc_handlers(self))
         port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         if port == 0:
             raise OSError(f"sink: cannot bind gRPC port {self.grpc_port}")
@@ -170,7 +131,7 @@ class OtlpSink:
         server.start()
         self._grpc = server
         try:
-            self._http = _HttpServer(("127.0.0.1", self.http_port), self)
+            self._http = SinkHTTPServer(("127.0.0.1", self.http_port), self)
         except OSError:
             self.stop()
             raise
@@ -274,22 +235,29 @@ class OtlpSink:
         with self._lock:
             self._state.failures.extend([failure] * n)
 
-    def _take_failure(self, transport: Transport, signal: Signal) -> _Failure | None:
+    # --- called by the request handlers (from their threads) --------------------------------
+
+    def take_failure(self, transport: Transport, signal: Signal) -> _Failure | None:
+        """The next injected failure, if any, recorded as a refusal."""
         with self._lock:
             if not self._state.failures:
                 return None
             self._state.refused.append(Refused(time.monotonic(), transport, signal))
             return self._state.failures.popleft()
 
-    def _refuse(self, transport: Transport, signal: Signal) -> None:
+    def refuse(self, transport: Transport, signal: Signal) -> None:
+        """Record a request refused as invalid."""
         with self._lock:
             self._state.refused.append(Refused(time.monotonic(), transport, signal))
 
-    def _record(self, item: Received) -> None:
+    def record(self, signal: Signal, transport: Transport, request: ExportRequest,
+               headers: dict[str, str], at: float, body: bytes) -> None:  # fmt: skip
+        """Record an accepted request (see :class:`Received`)."""
         with self._lock:
-            self._state.received.append(item)
+            self._state.received.append(Received(signal, transport, request, headers, at, body))
 
-    def _response(self, signal: Signal) -> Any:
+    def response(self, signal: Signal) -> Any:
+        """The answer to an accepted request (with ``partial_success`` when it is set)."""
         response = _RESPONSES[signal]()
         if self.partial_success is not None:
             rejected, message = self.partial_success
@@ -297,110 +265,7 @@ class OtlpSink:
             response.partial_success.error_message = message
         return response
 
-    def _pause(self) -> None:
+    def pause(self) -> None:
+        """Wait ``delay`` seconds (less if the sink stops meanwhile)."""
         if self.delay > 0:
             self._stopping.wait(self.delay)
-
-    # --- gRPC --------------------------------------------------------------------------------
-
-    def _grpc_handler(self, signal: Signal) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-        def export(body: bytes, context: grpc.ServicerContext) -> bytes:
-            self._pause()
-            failure = self._take_failure("grpc", signal)
-            if failure is not None:
-                code = failure.grpc_code
-                message = f"sink refused the request ({code.name})"
-                if failure.retry_delay is not None:
-                    status = failure.status(code.value[0], message)
-                    context.set_trailing_metadata(
-                        (("grpc-status-details-bin", status.SerializeToString()),)
-                    )
-                context.abort(code, message)
-            try:
-                request = signal.request_type.FromString(body)
-            except DecodeError as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable request: {exc}")
-            if problem := invalid_id(signal, request):
-                self._refuse("grpc", signal)
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-            headers = {
-                key: value for key, value in context.invocation_metadata() if isinstance(value, str)
-            }
-            self._record(Received(signal, "grpc", request, headers, time.monotonic(), body))
-            return bytes(self._response(signal).SerializeToString())
-
-        return export
-
-
-class _HttpServer(TrackingHTTPServer):
-    def __init__(self, address: tuple[str, int], sink: OtlpSink) -> None:
-        self.sink = sink
-        super().__init__(address, _HttpHandler)
-
-
-class _HttpHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    timeout = 30
-    server: _HttpServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """No access log on stderr."""
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_status(
-        self, http_status: int, status: status_pb2.Status, json: bool, retry_after: str | None
-    ) -> None:
-        extra = {"Retry-After": retry_after} if retry_after else {}
-        if json:
-            self._send(http_status, encode_json(status), "application/json", extra)
-        else:
-            self._send(http_status, status.SerializeToString(), "application/x-protobuf", extra)
-
-    def do_POST(self) -> None:
-        sink = self.server.sink
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        signal = _PATHS.get(self.path.split("?", 1)[0])
-        if signal is None:
-            self._send(404, b"not found", "text/plain")
-            return
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        content_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        is_json = content_type == "application/json"
-        if not is_json and content_type != "application/x-protobuf":
-            self._send(415, b"unsupported content type", "text/plain")
-            return
-        sink._pause()
-        failure = sink._take_failure("http", signal)
-        if failure is not None:
-            # google.rpc.Code UNAVAILABLE in the body, as the Collector's OTLP receiver does.
-            status = failure.status(14, f"sink refused the request (HTTP {failure.http_status})")
-            self._send_status(failure.http_status, status, is_json, failure.retry_after)
-            return
-        try:
-            if headers.get("content-encoding", "").lower() == "gzip":
-                body = gzip.decompress(body)
-            request = decode_json(signal, body) if is_json else signal.request_type.FromString(body)
-        except (OSError, EOFError, ValueError, DecodeError) as exc:
-            bad = status_pb2.Status(code=3, message=f"undecodable request: {exc}")
-            self._send_status(400, bad, is_json, None)
-            return
-        if problem := invalid_id(signal, request):
-            sink._refuse("http", signal)
-            self._send_status(400, status_pb2.Status(code=3, message=problem), is_json, None)
-            return
-        sink._record(Received(signal, "http", request, headers, time.monotonic(), body))
-        response = sink._response(signal)
-        if is_json:
-            self._send(200, encode_json(response), "application/json")
-        else:
-            self._send(200, response.SerializeToString(), "application/x-protobuf")
