@@ -15,7 +15,7 @@ from gateway.components import REGISTRY
 from gateway.config.values import Duration, StrictModel
 from gateway.health.config import HealthConfig
 from gateway.listeners.settings import HttpListenerSettings
-from gateway.registry import SECTIONS, Kind, component_type
+from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
 from gateway.slo.section import SloList
 from gateway.store.config import StoreConfig
 
@@ -85,12 +85,17 @@ class Config(StrictModel):
         kind = KIND_OF_SECTION[info.field_name]
         if not isinstance(value, dict):
             return value
-        return {
-            cid: body
-            if isinstance(body, BaseModel)
-            else REGISTRY.factory(kind, component_type(cid)).config.model_validate(body or {})
-            for cid, body in value.items()
-        }
+        entries = {}
+        for cid, body in value.items():
+            if isinstance(body, BaseModel):
+                entries[cid] = body
+                continue
+            try:
+                factory = REGISTRY.factory(kind, component_type(str(cid)))
+            except UnknownComponentError as exc:
+                raise ValueError(str(exc)) from None
+            entries[cid] = factory.config.model_validate(body or {})
+        return entries
 
 
 KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.items()}

@@ -180,3 +180,13 @@ def test_config_built_directly_takes_each_entry_as_its_registered_model() -> Non
 )
 def test_component_type(component_id: str, expected: str) -> None:
     assert component_type(component_id) == expected
+
+
+def test_config_built_directly_with_an_unknown_type_is_a_validation_error() -> None:
+    with pytest.raises(ValueError, match="unknown exporter type 'kafka'"):
+        Config.model_validate(
+            {
+                "exporters": {"kafka": {}},
+                "service": {"pipelines": {"logs": {"receivers": ["x"], "exporters": ["kafka"]}}},
+            }
+        )
