@@ -70,6 +70,10 @@ class Receiver(Protocol):
         """How many connections the receiver may hold open at once (0: it listens on none)."""
         ...
 
+    def listening(self) -> list[str]:
+        """What it listens on, for the startup log line (``OTLP/gRPC on 0.0.0.0:4317``)."""
+        ...
+
     def report(self) -> ReceiverReport:
         """Its state for ``/health``."""
         ...

@@ -215,7 +215,7 @@ class Gateway:
         for receiver in self.receivers.values():
             await receiver.start()
         self.state = "running"
-        listening = [e for r in self.receivers.values() for e in getattr(r, "endpoints", list)()]
+        listening = [e for r in self.receivers.values() for e in r.listening()]
         log.info(
             "otelgate running: %s; admin on %s", ", ".join(listening), self.config.admin.endpoint
         )

@@ -60,6 +60,10 @@ class HostMetricsReceiver:
         """None: the receiver listens on no port."""
         return 0
 
+    def listening(self) -> list[str]:
+        """Nothing: the receiver listens on no port."""
+        return []
+
     def report(self) -> ReceiverReport:
         """The last sample's outcome; ``stopped`` when not running."""
         status = self.status.state if self._task is not None else "stopped"

@@ -130,7 +130,7 @@ class OtlpReceiver:
         protocols = (self.config.protocols.grpc, self.config.protocols.http)
         return sum(p.max_connections for p in protocols if p is not None)
 
-    def endpoints(self) -> list[str]:
+    def listening(self) -> list[str]:
         """What the receiver listens on, e.g. ``OTLP/gRPC on 0.0.0.0:4317``."""
         found = [f"OTLP/gRPC on {self.grpc.endpoint}"] if self.grpc is not None else []
         return found + ([f"OTLP/HTTP on {self.http.endpoint}"] if self.http is not None else [])
