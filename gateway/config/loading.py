@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from gateway.alerting.checks import check_alerting
+from gateway.alerting.config import AlertingConfig
+from gateway.alerting.rules import RuleConfig
 from gateway.components import REGISTRY
 from gateway.config.env import Loc, expand_env
 from gateway.config.issues import ConfigError, ConfigIssue, path_of, validate
@@ -23,6 +26,7 @@ from gateway.config.model import SINGLE_SECTIONS, Config
 from gateway.config.overrides import apply_env_overrides
 from gateway.otlp.batch import Signal
 from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
+from gateway.slo.section import SloList
 
 
 def _components(kind: Kind, raw: Any, issues: list[ConfigIssue]) -> dict[str, Any]:
@@ -107,12 +111,36 @@ def _build(data: Any, source: str, environ: Mapping[str, str]) -> Config:
     defined = {s: set(map(str, data.get(s) or {})) for s in SECTIONS.values()
                if isinstance(data.get(s), dict | None)}  # fmt: skip
     _check_pipelines(data.get("service"), defined, issues)
+    rules = _check_alerting(built, data, source, issues)
     env_issues = [ConfigIssue(path_of(loc), message) for loc, message in problems]
     failed = {issue.path for issue in env_issues}  # no second error for an unexpanded value
     issues = env_issues + [issue for issue in issues if issue.path not in failed]
     if issues:
         raise ConfigError(issues)
-    return Config(**built)
+    config = Config(**built)
+    config.alerting.use_rules(rules)
+    return config
+
+
+def _check_alerting(
+    built: dict[str, Any], data: dict[str, Any], source: str, issues: list[ConfigIssue]
+) -> list[RuleConfig]:
+    """Resolve the alert rules (files relative to the config file) and check references."""
+    alerting = built.get("alerting", AlertingConfig()) if "alerting" in data else AlertingConfig()
+    slos = built.get("slos") if "slos" in data else SloList([])
+    if alerting is None or slos is None:
+        return []  # already reported
+    base_dir = Path(source).parent if not source.startswith("<") else Path.cwd()
+    exporters = (
+        set(map(str, data.get("exporters") or {}))
+        if isinstance(data.get("exporters"), dict | None)
+        else set()
+    )
+    rules, found = check_alerting(
+        alerting, base_dir, exporters, [s.name for s in slos.definitions()]
+    )
+    issues.extend(found)
+    return rules
 
 
 class _Loader(yaml.SafeLoader):

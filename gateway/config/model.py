@@ -1,5 +1,5 @@
 """The top-level configuration model: the component sections, ``service`` and the gateway's
-own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``).
+own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``, ``alerting``).
 
 Component configs are not listed here: each ``receivers``/``processors``/``exporters`` entry
 is validated by the model its type's factory declares in :data:`gateway.components.REGISTRY`.
@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from gateway.alerting.config import AlertingConfig
 from gateway.components import REGISTRY
 from gateway.config.values import Duration, StrictModel
 from gateway.health.config import HealthConfig
@@ -77,6 +78,7 @@ class Config(StrictModel):
     slos: SloList = SloList([])
     store: StoreConfig = StoreConfig()
     health: HealthConfig = HealthConfig()
+    alerting: AlertingConfig = AlertingConfig()
 
     @field_validator("receivers", "processors", "exporters", mode="before")
     @classmethod
@@ -101,5 +103,5 @@ class Config(StrictModel):
 KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.items()}
 SINGLE_SECTIONS: dict[str, type[BaseModel]] = {
     "service": ServiceConfig, "admin": AdminConfig, "logging": LoggingConfig,
-    "health": HealthConfig, "slos": SloList, "store": StoreConfig,
+    "health": HealthConfig, "slos": SloList, "store": StoreConfig, "alerting": AlertingConfig,
 }  # fmt: skip

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
-SCHEMA_VERSION = 1
+from gateway.store.alerts_schema import ALERTS_SCHEMA
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2  # 2: alert tables (gateway.store.alerts)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slo_buckets (
     slo TEXT NOT NULL,
@@ -23,6 +28,8 @@ CREATE TABLE IF NOT EXISTS slo_buckets (
 ) WITHOUT ROWID;
 """
 
+MEMORY = ":memory:"  # a store that lives as long as the process (store.enabled: false)
+
 # A bucket: (good, total) events of one SLO in one minute.
 Bucket = tuple[float, float]
 
@@ -32,7 +39,8 @@ class SqliteStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != MEMORY:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -42,7 +50,7 @@ class SqliteStore:
         if version > SCHEMA_VERSION:
             self._db.close()
             raise RuntimeError(f"{self.path} has schema {version}, newer than this otelgate")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + ALERTS_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @property
@@ -50,6 +58,23 @@ class SqliteStore:
         """SQLite's journal mode (``wal``)."""
         with self._lock:
             return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` with the connection inside one transaction (rolled back if it raises)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` (queries only) with the connection."""
+        with self._lock:
+            return work(self._db)
 
     def add_slo_buckets(self, deltas: Mapping[tuple[str, int], Bucket]) -> None:
         """Add ``(good, total)`` increments to the ``(slo, minute)`` buckets, in one
