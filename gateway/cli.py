@@ -48,7 +48,7 @@ def resolve_config(path: str | None) -> Config:
     return apply_env_overrides(default_config(os.environ), os.environ)
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, reload_config: Callable[[], Config] | None = None) -> int:
     """Run the gateway until SIGTERM or SIGINT, then drain and stop.
 
     A second SIGINT (Ctrl-C twice) stops at once, counting what was still queued as dropped;
@@ -56,12 +56,23 @@ async def serve(config: Config) -> int:
     """
     from gateway.service import Gateway
 
-    gateway = Gateway(config)
+    gateway = Gateway(config, reload_config=reload_config)
     stop = asyncio.Event()
     hurry = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, _on_signal, stop, None, signal.SIGTERM)
     loop.add_signal_handler(signal.SIGINT, _on_signal, stop, hurry, signal.SIGINT)
+    reloads: set[asyncio.Task[Any]] = set()
+    if gateway.reloader is not None:
+        reloader = gateway.reloader
+
+        def on_hangup() -> None:
+            log.info("received SIGHUP: reloading the configuration")
+            task = asyncio.create_task(reloader.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await gateway.start()
     except OSError as exc:
@@ -125,7 +136,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"otelgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging)
-    return run_async(serve(config))
+    return run_async(serve(config, lambda: resolve_config(args.config)))
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -169,6 +180,27 @@ def _cmd_slo_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_alert_rules(args: argparse.Namespace) -> int:
+    from gateway.alerting import prometheus_rules as alert_rules
+
+    try:
+        config = resolve_config(args.config)
+        rules, skipped = alert_rules.generate(config, alert_rules.config_dir(args.config))
+    except ConfigError as exc:
+        print(f"otelgate: cannot generate alert rules:\n{exc}", file=sys.stderr)
+        return 1
+    for name, why in skipped:
+        print(f"otelgate: skipped {name}: {why}", file=sys.stderr)
+    text = alert_rules.render(rules, skipped)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        count = len(rules["groups"][0]["rules"])
+        print(f"{args.output}: {count} alerting rules", file=sys.stderr)
+    return 0
+
+
 def _cmd_version(_: argparse.Namespace) -> int:
     print(f"otelgate {__version__}")
     return 0
@@ -199,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules.add_argument("--output", "-o", type=str, help="write the rules here (default: stdout)")
     rules.set_defaults(func=_cmd_slo_rules)
+    alerts = commands.add_parser(
+        "alert-rules", help="Prometheus alerting rules for the alert rules (alerting.rules)"
+    )
+    alerts.add_argument("--config", "-c", type=str, help="YAML configuration file")
+    alerts.add_argument("--output", "-o", type=str, help="write the rules here (default: stdout)")
+    alerts.set_defaults(func=_cmd_alert_rules)
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=_cmd_version)
     return parser

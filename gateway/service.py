@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Literal
 
 from fastapi import APIRouter, FastAPI
@@ -17,7 +18,10 @@ from exporters.queue import ExporterQueue
 from exporters.sending import queue_around
 from exporters.settings import ExporterSettings, QueueSettings
 from exporters.spool import default_directory
+from gateway.alerting.service import AlertingService
+from gateway.alerting.setup import build_alerting, filesystem_paths, rules_of
 from gateway.api.admin import Readiness, create_admin_app
+from gateway.api.alerts import alerts_router
 from gateway.api.health import HealthService, health_router
 from gateway.api.slo import SloCollector, create_slo_router
 from gateway.components import REGISTRY
@@ -36,9 +40,11 @@ from gateway.pipeline import Pipeline, Router
 from gateway.receivers.admission import Admission
 from gateway.receivers.hostmetrics import HostMetricsReceiverConfig
 from gateway.registry import Host, ReceiverReport, component_type
+from gateway.reload import ConfigReloader
 from gateway.selfmetrics import GatewayMetrics
 from gateway.slo.tracker import SloTracker
 from gateway.store import SqliteStore, open_store
+from gateway.store.sqlite import MEMORY
 
 log = logging.getLogger("otelgate")
 
@@ -48,7 +54,12 @@ State = Literal["created", "starting", "running", "stopping", "stopped"]
 class Gateway:
     """All receivers, pipelines and exporters of one configuration."""
 
-    def __init__(self, config: Config, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        registry: CollectorRegistry | None = None,
+        reload_config: Callable[[], Config] | None = None,
+    ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
@@ -63,8 +74,10 @@ class Gateway:
         self.observers: list[Observer] = []
         self._admin: FastAPI | None = None
         spools = [_spool_directory(name, cfg) for name, cfg in config.exporters.items()]
+        rules = rules_of(config.alerting) if config.alerting.enabled else []
         watched = [*data_paths(config), *config.health.system.paths]
-        self.sampler = SystemSampler(watched + [d for d in spools if d is not None])
+        watched += [d for d in spools if d is not None]
+        self.sampler = SystemSampler([*watched, *filesystem_paths(rules)])
         host = Host(
             metrics=self.metrics,
             emit=self.emit,
@@ -119,6 +132,23 @@ class Gateway:
         ]
         self.health_api = HealthService(self, config.health, self.health, self.sampler, intervals)
         self.admin_routers.append(health_router(self.health_api))
+        # Alerting: rules over all of the above, notifications, history (gateway.alerting).
+        self.alerting: AlertingService | None = None
+        if config.alerting.enabled:
+            self.alerting, log_counter = build_alerting(
+                config.alerting, rules, admin_endpoint=config.admin.endpoint,
+                registry=self.registry, metrics=self.metrics, services=self.health,
+                sampler=self.sampler, queues=self.queues, slos=self.slo_tracker,
+                watched_paths=watched, max_sample_age=self.health_api.max_sample_age,
+            )  # fmt: skip
+            self.observers.append(log_counter)
+            self.admin_routers.append(alerts_router(self.alerting))
+            self.health_api.alerting = self.alerting
+        # SIGHUP and POST /-/reload (gateway.reload), when the gateway knows its config source.
+        self.reloader: ConfigReloader | None = None
+        if reload_config is not None:
+            self.reloader = ConfigReloader(self, reload_config, self.registry)
+            self.admin_routers.append(self.reloader.router())
         self.admin_server = EmbeddedServer(
             "admin", self._admin_app, config.admin.endpoint, self._guard("admin", config.admin)
         )
@@ -211,6 +241,8 @@ class Gateway:
         for processor in self.processors.values():  # periodic work, e.g. span metrics flush
             await processor.start()
         await self._start_slos()
+        if self.alerting is not None:
+            await self.alerting.start()
         await self.admission.start()
         for receiver in self.receivers.values():
             await receiver.start()
@@ -221,22 +253,32 @@ class Gateway:
         )
 
     async def _start_slos(self) -> None:
-        """Open the store (when there are SLOs to keep) and load the SLO state from it."""
-        if self.slo_tracker.slos and self.config.store.enabled:
+        """Open the store (when SLOs or alerting keep state) and load the SLO state from it.
+        Alerting with ``store.enabled: false`` keeps its state in memory."""
+        wanted = self.slo_tracker.slos or self.alerting is not None
+        if wanted and self.config.store.enabled:
             try:
                 self.store = await asyncio.to_thread(open_store, self.config.store)
             except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: newer schema
                 raise OSError(f"cannot open the store: {exc}") from exc
-            self.slo_tracker.store = self.store
+            self.slo_tracker.store = self.store if self.slo_tracker.slos else None
+        elif self.alerting is not None:
+            self.store = SqliteStore(MEMORY)
+        if self.alerting is not None and self.store is not None:
+            self.alerting.history.store = self.store
         await self.slo_tracker.start()
 
     async def _stop_slos(self) -> None:
-        """Write the last SLO counts and close the store."""
+        """Stop alerting, write the last SLO counts and close the store."""
+        if self.alerting is not None:
+            await self.alerting.stop()
         try:
             await self.slo_tracker.stop()
         except Exception:
             log.exception("could not write the last SLO counts")
         if self.store is not None:
+            if self.alerting is not None:
+                self.alerting.history.store = None
             await asyncio.to_thread(self.store.close)
             self.store = None
 

@@ -18,12 +18,15 @@ from fastapi.responses import JSONResponse
 
 from exporters.queue import ExporterQueue
 from gateway import __version__
+from gateway.alerting.service import AlertingService
 from gateway.api.admin import Readiness
 from gateway.api.health_models import (
     ATTENTION_LIMIT,
+    AlertingHealth,
     Components,
     ExporterHealth,
     HealthResponse,
+    NotificationHealth,
     PipelineHealth,
     ReceiverHealth,
     ServiceHealth,
@@ -95,6 +98,7 @@ class HealthService:
         # without, /health samples itself, at most every 5 s.
         self.max_sample_age = 2 * min(intervals) + 1 if intervals else 5.0
         self._cache: dict[str, tuple[float, Any]] = {}
+        self.alerting: AlertingService | None = None  # set by the gateway when alerting is on
         self._locks = {"health": asyncio.Lock(), "services": asyncio.Lock()}
 
     async def _cached(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
@@ -196,6 +200,38 @@ class HealthService:
                 untracked=self.tracker.untracked,
                 attention=attention[:ATTENTION_LIMIT],
             ),
+            alerting=await self._alerting(),
+        )
+
+    async def _alerting(self) -> AlertingHealth | None:
+        alerting = self.alerting
+        if alerting is None:
+            return None
+        waiting = {}
+        if alerting.history.has_store:
+            waiting = await asyncio.to_thread(alerting.history.waiting_counts)
+        states = [a.state for a in alerting.engine.alerts.values()]
+        return AlertingHealth(
+            rules=len(alerting.engine.rules),
+            last_evaluation=from_epoch(alerting.last_evaluation),
+            last_error=alerting.last_error,
+            firing=states.count("firing"),
+            pending=states.count("pending"),
+            acknowledged=states.count("acknowledged"),
+            notifications=[
+                NotificationHealth(
+                    receiver=receiver,
+                    integration=integration,
+                    sent=st.sent,
+                    failed=st.failed,
+                    retried=st.retried,
+                    waiting=waiting.get((receiver, integration), 0),
+                    last_error=st.last_error,
+                    last_error_at=from_epoch(st.last_error_at),
+                    last_success_at=from_epoch(st.last_success_at),
+                )
+                for (receiver, integration), st in sorted(alerting.deliverer.status.items())
+            ],
         )
 
 

@@ -148,6 +148,32 @@ class SystemHealth(BaseModel):
     process: Process
 
 
+class NotificationHealth(BaseModel):
+    """Delivery of one integration of one alerting receiver (since the gateway started)."""
+
+    receiver: str
+    integration: str
+    sent: int
+    failed: int
+    retried: int
+    waiting: int = Field(description="Notifications in the outbox not delivered yet")
+    last_error: str | None
+    last_error_at: datetime | None
+    last_success_at: datetime | None
+
+
+class AlertingHealth(BaseModel):
+    """The alerting engine: evaluations, open alerts and notification delivery."""
+
+    rules: int
+    last_evaluation: datetime | None
+    last_error: str | None
+    firing: int
+    pending: int
+    acknowledged: int
+    notifications: list[NotificationHealth]
+
+
 class HealthResponse(BaseModel):
     """The gateway's health (HTTP 503 when ``unhealthy``), its parts and its services."""
 
@@ -162,6 +188,7 @@ class HealthResponse(BaseModel):
     exporters: list[ExporterHealth]
     system: SystemHealth
     services: ServicesSummary
+    alerting: AlertingHealth | None = None
 
 
 def service_health(r: ServiceReport) -> ServiceHealth:

@@ -157,6 +157,20 @@ async def drive_traffic(url: str, rate: float, stop: asyncio.Event, traffic: Tra
             await asyncio.wait(pending, timeout=10)
 
 
+def _alerts_line(gateway: Gateway) -> str:
+    """``; alerts: HighErrorRate firing for checkout, ...`` while alerts are open."""
+    if gateway.alerting is None:
+        return ""
+    open_alerts = gateway.alerting.open_alerts()
+    if not open_alerts:
+        return "; no alerts"
+    shown = [
+        f"{a.rule} {a.state}" + (f" for {a.service}" if a.service else "") for a in open_alerts[:4]
+    ]
+    more = f" +{len(open_alerts) - 4}" if len(open_alerts) > 4 else ""
+    return f"; alerts: {', '.join(shown)}{more}"
+
+
 def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
     admin = f"http://{config.admin.endpoint}"
     lines = [
@@ -165,6 +179,7 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
         f"  gateway health      {admin}/health",
         f"  services            {admin}/health/services",
         f"  SLOs                {admin}/slo",
+        f"  alerts              {admin}/alerts",
         f"  metrics             {admin}/metrics",
         f"  API docs            {admin}/docs",
         f"  stored telemetry    {data_dir(config)}/",
@@ -212,7 +227,8 @@ async def run_demo(config: Config, duration: float | None, rate: float) -> int:
             elapsed = time.monotonic() - started
             print(
                 f"[{elapsed:5.0f}s] requests sent {traffic.sent}, failed {traffic.failed}; "
-                f"gateway has seen: {', '.join(gateway.health.names()) or 'nothing yet'}",
+                f"gateway has seen: {', '.join(gateway.health.names()) or 'nothing yet'}"
+                f"{_alerts_line(gateway)}",
                 flush=True,
             )
             if duration is not None and elapsed >= duration:

@@ -1,0 +1,108 @@
+"""What the rules look at, gathered from the running gateway once per evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from prometheus_client import Counter
+
+from exporters.queue import ExporterQueue
+from gateway.alerting.evaluation import ErrorGroupSource, Observations
+from gateway.alerting.log_counter import LogCounter
+from gateway.health.services import ServiceHealthTracker
+from gateway.health.status import exporter_report
+from gateway.health.system import SystemSampler
+from gateway.slo.tracker import SloTracker
+
+LOSS_HISTORY_SECONDS = 24 * 3600.0
+
+
+class LossHistory:
+    """Items each exporter lost (dropped or failed for good), sampled at every evaluation,
+    so a rule can ask how many were lost within a window. The counters start at zero with
+    the process, so a window longer than the history counts from zero."""
+
+    def __init__(self, counters: Sequence[Counter], clock: Callable[[], float] = time.time):
+        self.counters = counters
+        self.clock = clock
+        self._samples: dict[str, deque[tuple[float, float]]] = {}
+
+    def sample(self) -> None:
+        """Record every exporter's total now."""
+        totals: dict[str, float] = {}
+        for counter in self.counters:
+            for metric in counter.collect():
+                for s in metric.samples:
+                    if s.name.endswith("_total"):
+                        name = s.labels.get("exporter", "")
+                        totals[name] = totals.get(name, 0.0) + s.value
+        now = self.clock()
+        for name, total in totals.items():
+            samples = self._samples.setdefault(name, deque())
+            samples.append((now, total))
+            while len(samples) > 1 and samples[1][0] <= now - LOSS_HISTORY_SECONDS:
+                samples.popleft()
+
+    def increase(self, exporter: str) -> Callable[[float], float]:
+        """A function: window seconds -> items lost by ``exporter`` within it."""
+
+        def within(window: float) -> float:
+            samples = self._samples.get(exporter)
+            if not samples:
+                return 0.0
+            start = self.clock() - window
+            base = 0.0
+            for at, total in samples:
+                if at > start:
+                    break
+                base = total
+            return samples[-1][1] - base
+
+        return within
+
+
+class GatewaySources:
+    """Builds :class:`Observations` from the gateway's trackers, sampler and queues."""
+
+    def __init__(
+        self,
+        services: ServiceHealthTracker,
+        sampler: SystemSampler,
+        queues: Mapping[str, ExporterQueue],
+        losses: LossHistory,
+        slos: SloTracker | None,
+        logs: LogCounter | None,
+        watched_paths: Sequence[str],
+        max_sample_age: float = 5.0,
+        error_groups: ErrorGroupSource | None = None,
+    ) -> None:
+        self.services = services
+        self.sampler = sampler
+        self.queues = queues
+        self.losses = losses
+        self.slos = slos
+        self.logs = logs
+        self.watched_paths = list(watched_paths)
+        self.max_sample_age = max_sample_age
+        self.error_groups = error_groups
+
+    async def observe(self) -> Observations:
+        """Everything the rules may read, now."""
+        system = await asyncio.to_thread(self.sampler.fresh, self.max_sample_age)
+        self.losses.sample()
+        slo_alerts = {}
+        if self.slos is not None:
+            slo_alerts = {name: self.slos.evaluate(name).severities for name in self.slos.slos}
+        return Observations(
+            services=self.services.reports(),
+            system=system,
+            exporters=[exporter_report(q) for q in self.queues.values()],
+            lost_items={name: self.losses.increase(name) for name in self.queues},
+            slo_alerts=slo_alerts,
+            log_counts=self.logs.counts if self.logs is not None else None,
+            error_groups=self.error_groups,
+            watched_paths=self.watched_paths,
+        )
