@@ -84,7 +84,7 @@ class Target:
     """One running collector: where it listens and how much CPU and memory it has used."""
 
     product: str  # "otelgate" | "rotel"
-    config: str  # "forward" | "full"
+    config: str  # "forward" | "full" | "full-noalerts"
     workdir: Path
     sink_ports: list[int]
     http_port: int = field(default_factory=free_port)
@@ -102,7 +102,7 @@ class Target:
     @property
     def exporters(self) -> int:
         """How many sink ports receive each accepted item."""
-        return 2 if self.product == "otelgate" and self.config == "full" else 1
+        return 2 if self.product == "otelgate" and self.config.startswith("full") else 1
 
     def start(self, timeout: float = 30.0) -> None:
         """Start pinned to the target core and wait until it answers."""
@@ -190,7 +190,7 @@ class Target:
         ]  # fmt: skip
         self.components = ["otlp receiver", "batching (default 8192 items / 200 ms)",
                            "otlp exporter"]  # fmt: skip
-        if self.config == "full":
+        if self.config.startswith("full"):
             attributes = ",".join(f"{k}={v}" for k, v in ENRICHMENT.items())
             command += ["--otel-resource-attributes", attributes]
             self.components.insert(1, "resource attributes (--otel-resource-attributes)")
@@ -227,8 +227,9 @@ def processor_types(source: Path | None) -> dict[str, bool]:
 
 
 def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
-    """The otelgate configuration of ``kind`` (``forward`` or ``full``) for ``target``;
-    records the active components in ``target.components``."""
+    """The otelgate configuration of ``kind`` (``forward``, ``full``, or ``full-noalerts``:
+    ``full`` without alerting) for ``target``; records the active components in
+    ``target.components``."""
     sink = [f"127.0.0.1:{port}" for port in target.sink_ports]
     plain = {"protocol": "grpc", "compression": "none"}
     config: dict[str, Any] = {
@@ -281,5 +282,14 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
          "sli": {"latency": {"threshold": "250ms"}}},
     ]  # fmt: skip
     components += ["hostmetrics receiver", "health observer", "SLO observer (2 SLOs, store)"]
+    if kind == "full-noalerts":
+        config["alerting"] = {"enabled": False}
+        components.append("alerting off")
+    else:  # the default rules, plus a log_count rule: the one condition counted per item
+        config["alerting"] = {"rules": [{
+            "name": "TimeoutLogs", "condition": {"log_count": {
+                "severity": "warn", "match": "timeout|refused", "above": 1000, "window": "1m"}},
+        }]}  # fmt: skip
+        components.append("alerting (default rules + 1 log_count rule with a regex)")
     target.components = components
     return config
