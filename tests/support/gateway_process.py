@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 
 from tests.support.commands import script
 from tests.support.ports import free_port
+from tests.support.processes import wait_ready
 
 
 def otelgate_command() -> list[str]:
@@ -86,16 +86,8 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.admin_url}/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if wait_ready(self.proc, f"{self.admin_url}/health/ready", "gateway", self.logs, timeout):
+            return self
         self.kill()
         raise TimeoutError(f"gateway not ready after {timeout}s:\n{self.logs()}")
 

@@ -19,6 +19,7 @@ import httpx
 import yaml
 
 from tests.support.ports import free_port
+from tests.support.processes import wait_ready
 
 MISSING = (
     "the prometheus binary is not on PATH: these tests need a real Prometheus. .ci/run "
@@ -94,16 +95,8 @@ class PrometheusServer:
             args.append("--web.enable-remote-write-receiver")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        if wait_ready(self.proc, f"{self.url}/-/ready", "prometheus", self.logs, timeout, 0.2):
+            return self
         self.kill()
         raise TimeoutError(f"prometheus not ready after {timeout}s:\n{self.logs()}")
 
