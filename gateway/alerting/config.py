@@ -62,6 +62,7 @@ class AlertingConfig(StrictModel):
     evaluation_interval: Duration = Field(default=5.0, gt=0)
     resend_interval: Duration = Field(default=60.0, gt=0)  # re-posts to Alertmanager
     external_url: str | None = None  # default: http://<admin endpoint>
+    restart_grace: Duration = Field(default=60.0, ge=0)  # open alerts kept after a restart
     runbook_base_url: str | None = None  # replaces docs/runbooks.md in the default rules
     retention: Window = Field(default=90 * 86400.0, gt=0)
     rule_files: list[str] = Field(default_factory=list)
@@ -81,6 +82,13 @@ class AlertingConfig(StrictModel):
     def use_rules(self, rules: list[RuleConfig]) -> None:
         """Remember the resolved rules."""
         self._resolved_rules = rules
+
+    @field_validator("external_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"'{value}' must be an http:// or https:// URL")
+        return value
 
     @field_validator("rule_files", mode="before")
     @classmethod

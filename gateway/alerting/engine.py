@@ -96,9 +96,19 @@ class AlertEngine:
 
     def __init__(self, rules: Sequence[RuleConfig], open_alerts: Iterable[Alert] = ()) -> None:
         self.rules = {rule.name: rule for rule in rules if rule.enabled}
-        self.alerts: dict[tuple[str, str], Alert] = {
-            (a.rule, a.fingerprint): a for a in open_alerts if a.state != "resolved"
-        }
+        self.alerts: dict[tuple[str, str], Alert] = {}
+        self._restored: set[str] = set()  # ids of alerts loaded after a restart
+        self._hold_until = 0.0
+        self.restore(open_alerts)
+
+    def restore(self, open_alerts: Iterable[Alert], hold_until: float = 0.0) -> None:
+        """Take the open alerts saved before a restart. Until ``hold_until`` they are not
+        resolved for want of data: the windows the conditions read (service health, log
+        counts) start empty in a new process, and resolving then would notify a resolution
+        and a new firing for every alert that still holds."""
+        self.alerts = {(a.rule, a.fingerprint): a for a in open_alerts if a.state != "resolved"}
+        self._restored = {a.id for a in self.alerts.values()}
+        self._hold_until = hold_until
 
     def replace_rules(self, rules: Sequence[RuleConfig], now: float) -> list[Transition]:
         """Use new rules (a reload). Alerts of rules that are gone or changed condition are
@@ -115,6 +125,8 @@ class AlertEngine:
 
     def evaluate(self, seen: Observations, now: float) -> list[Transition]:
         """Evaluate every rule at ``now``; the transitions it caused."""
+        if self._restored and now >= self._hold_until:
+            self._restored.clear()
         changes: list[Transition] = []
         for rule in self.rules.values():
             held: set[str] = set()
@@ -126,6 +138,8 @@ class AlertEngine:
             for key, alert in list(self.alerts.items()):
                 if alert.rule != rule.name or alert.fingerprint in held:
                     continue
+                if alert.id in self._restored and now < self._hold_until:
+                    continue  # restored after a restart: its window is still filling
                 if alert.state == "pending" or now - alert.last_held_at >= rule.keep_firing_for:
                     changes.append(self._resolve(key, alert, now))
         for key, alert in list(self.alerts.items()):  # rules disabled since

@@ -123,7 +123,7 @@ class AlertingService:
     async def start(self) -> None:
         """Load state from the store, then evaluate and deliver periodically."""
         opened = await asyncio.to_thread(self.history.load_open)
-        self.engine.alerts = {(a.rule, a.fingerprint): a for a in opened}
+        self.engine.restore(opened, hold_until=self.clock() + self.config.restart_grace)
         groups = await asyncio.to_thread(self.history.load_groups)
         self.dispatcher.groups = {g.key: g for g in groups if g.route in self.dispatcher.routes}
         members = {m for g in groups for m in g.members} - {a.id for a in opened}

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -74,8 +74,8 @@ def alerts_router(service: AlertingService) -> APIRouter:
     ) -> AlertPage:
         query = HistoryQuery(
             service=service_name, rule=rule, severity=severity, state=state,
-            since=since.timestamp() if since else None,
-            until=until.timestamp() if until else None, limit=limit, offset=offset,
+            since=_epoch(since) if since else None,
+            until=_epoch(until) if until else None, limit=limit, offset=offset,
         )  # fmt: skip
         alerts, total = await service.query_history(query)
         more = offset + len(alerts) < total
@@ -127,12 +127,12 @@ def alerts_router(service: AlertingService) -> APIRouter:
     async def add_silence(body: SilenceRequest) -> SilenceView:
         matchers = _matchers(body)
         now = service.clock()
-        starts = body.starts_at.timestamp() if body.starts_at else now
+        starts = _epoch(body.starts_at) if body.starts_at else now
         if body.ends_at is not None and body.duration is not None:
             raise HTTPException(422, "give ends_at or duration, not both")
         if body.ends_at is None and body.duration is None:
             raise HTTPException(422, "a silence needs ends_at or duration")
-        ends = body.ends_at.timestamp() if body.ends_at else starts + (body.duration or 0)
+        ends = _epoch(body.ends_at) if body.ends_at else starts + (body.duration or 0)
         if ends <= max(starts, now):
             raise HTTPException(422, "ends_at must be in the future and after starts_at")
         silence = await service.add_silence(matchers, starts, ends, body.created_by, body.comment)
@@ -148,6 +148,13 @@ def alerts_router(service: AlertingService) -> APIRouter:
         return silence_view(silence, service.clock())
 
     return router
+
+
+def _epoch(moment: datetime) -> float:
+    """Seconds since the epoch; a time without a zone is UTC (not the server's local time)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _matchers(body: SilenceRequest) -> list[Matcher]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.support.alerting import LogSender, payloads, wait_for
+from tests.support.alerting import LogSender, every, payloads, wait_for
 from tests.support.gateway_process import GatewayProcess
 from tests.support.recorder import Recorder, recording_server
 
@@ -134,8 +135,18 @@ def test_a_silence_suppresses_until_it_is_expired(
         wait_for(lambda: open_alerts(gateway, service="quiet")[0]["silenced_by"], timeout=5)
         time.sleep(2.0)  # group_wait and an interval pass
         assert not notified(webhook, "/ops", "quiet", "firing")
+        # A time without a zone is UTC, whatever the server's local time.
+        until = (datetime.now(UTC) + timedelta(minutes=5)).replace(tzinfo=None, microsecond=0)
+        other = httpx.post(f"{gateway.admin_url}/silences", json={
+            "matchers": ['service="elsewhere"'], "ends_at": until.isoformat(),
+            "created_by": "bob"}, timeout=5)  # fmt: skip
+        assert other.status_code == 201, other.text
+        assert other.json()["ends_at"] == until.isoformat() + "Z"
+        broken = {"matchers": ['service=~"("'], "duration": 60, "created_by": "bob"}
+        bad = httpx.post(f"{gateway.admin_url}/silences", json=broken, timeout=5)
+        assert bad.status_code == 422 and "matchers[0]" in bad.text
         listed = httpx.get(f"{gateway.admin_url}/silences").json()["silences"]
-        assert [s["state"] for s in listed] == ["active"]
+        assert [s["state"] for s in listed] == ["active", "active"]
         gone = httpx.delete(f"{gateway.admin_url}/silences/{silence.json()['id']}", timeout=5)
         assert gone.status_code == 200 and gone.json()["state"] == "expired"
         told = wait_for(lambda: notified(webhook, "/ops", "quiet", "firing"), timeout=10)
@@ -168,18 +179,20 @@ def test_flapping_with_keep_firing_for_notifies_once_each_way(
 def test_restart_while_firing_neither_loses_nor_repeats_a_notification(
     start_gateway: Callable[..., GatewayProcess], webhook: Recorder
 ) -> None:
+    # No keep_firing_for: across the restarts only alerting.restart_grace (default 1m) keeps
+    # the alert firing while the new process's log counts start from nothing.
     webhook.answer_with(503, b"try later")
-    gateway = start_gateway(config(webhook.url, [error_logs_rule(keep_firing_for="60s")]))
+    gateway = start_gateway(config(webhook.url, [error_logs_rule(keep_firing_for="0s")]))
     sender = LogSender(gateway.http_endpoint, "restarted")
     try:
-        sender.error()
-        alert = firing_for(gateway, "restarted")
-        wait_for(lambda: payloads(webhook, "/ops"), timeout=15)  # tried, refused
+        with every(0.3, sender.error):  # the condition holds until the kill
+            alert = firing_for(gateway, "restarted")
+            wait_for(lambda: payloads(webhook, "/ops"), timeout=15)  # tried, refused
+            assert gateway.proc is not None
+            gateway.proc.send_signal(signal.SIGKILL)  # the notification is only in the outbox
+            gateway.proc.wait(10)
     finally:
         sender.close()
-    assert gateway.proc is not None
-    gateway.proc.send_signal(signal.SIGKILL)  # the notification is only in the outbox
-    gateway.proc.wait(10)
     webhook.reset()  # answers 200 from now on
     gateway.start()
     delivered = wait_for(lambda: notified(webhook, "/ops", "restarted", "firing"), timeout=20)
@@ -188,6 +201,7 @@ def test_restart_while_firing_neither_loses_nor_repeats_a_notification(
     gateway.start()
     time.sleep(3.0)  # several evaluations and group intervals
     assert len(notified(webhook, "/ops", "restarted", "firing")) == 1
+    assert not notified(webhook, "/ops", "restarted", "resolved")
     [still] = open_alerts(gateway, service="restarted")
     assert still["id"] == alert["id"] and still["state"] == "firing"
     history = httpx.get(f"{gateway.admin_url}/alerts/history").json()

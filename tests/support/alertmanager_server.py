@@ -4,7 +4,6 @@ clustering, routing everything to a receiver with no integrations."""
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.support.ports import free_port
-from tests.support.processes import wait_ready
+from tests.support.processes import stop_process, wait_ready
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")
 MISSING = (
@@ -72,14 +71,7 @@ class AlertmanagerServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM and wait; SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, timeout)
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,4 +1,4 @@
-"""Waiting for a server process the tests started to answer."""
+"""Server processes the tests start: waiting for them to answer, stopping them."""
 
 from __future__ import annotations
 
@@ -30,3 +30,15 @@ def wait_ready(
             pass
         time.sleep(every)
     return False
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM and wait up to ``timeout``; SIGKILL if it hangs. Nothing if it has ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

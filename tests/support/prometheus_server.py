@@ -8,7 +8,6 @@ with the same storage directory, for outage tests. ``.ci/run`` installs Promethe
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ import httpx
 import yaml
 
 from tests.support.ports import free_port
-from tests.support.processes import wait_ready
+from tests.support.processes import stop_process, wait_ready
 
 MISSING = (
     "the prometheus binary is not on PATH: these tests need a real Prometheus. .ci/run "
@@ -102,13 +101,7 @@ class PrometheusServer:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (Prometheus flushes its WAL) and wait; SIGKILL if it hangs."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

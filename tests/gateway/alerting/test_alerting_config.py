@@ -56,6 +56,11 @@ BAD: dict[str, tuple[dict[str, Any], str, str]] = {
         "alerting.rules[0].condition",
         "a rule has exactly one condition (got cpu, memory)",
     ),
+    "external_url without a scheme": (
+        {"external_url": "gw.example.com:8888"},
+        "alerting.external_url",
+        "must be an http:// or https:// URL",
+    ),
     "negative duration": (
         {"rules": [cpu_rule(**{"for": "-5s"})]},
         "alerting.rules[0].for",

@@ -339,3 +339,24 @@ def test_replace_rules_touches_only_the_changed_rule() -> None:
     assert [(c.alert.rule, c.alert.severity, c.after) for c in changes] == [
         ("Errors", "critical", "firing")
     ]
+
+
+def test_restored_alerts_are_held_while_the_windows_fill_again() -> None:
+    before = AlertEngine([rule()])
+    before.evaluate(BAD, T0)
+    firing = only(before)
+    after = AlertEngine([rule()])  # a new process: the same rules, the saved open alert
+    after.restore([firing], hold_until=T0 + 60)
+    nothing = Observations()  # no service data yet
+    assert after.evaluate(nothing, T0 + 10) == []
+    assert only(after).state == "firing" and only(after).id == firing.id
+    assert moves(after.evaluate(BAD, T0 + 20)) == []  # holds again: the same alert goes on
+    assert moves(after.evaluate(nothing, T0 + 61)) == [("firing", "resolved")]
+
+
+def test_a_restored_alert_whose_rule_is_gone_resolves_at_once() -> None:
+    before = AlertEngine([rule()])
+    before.evaluate(BAD, T0)
+    after = AlertEngine([rule("Other")])
+    after.restore([only(before)], hold_until=T0 + 60)
+    assert moves(after.evaluate(Observations(), T0 + 1)) == [("firing", "resolved")]
