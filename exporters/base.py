@@ -24,6 +24,16 @@ class Refused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Shed:
+    """The exporter chose not to deliver ``items`` of a batch to protect the gateway (its own
+    load shedding, e.g. the embedded store's write budget): counted as dropped, not as a
+    failure, and not logged as an error."""
+
+    items: int
+    reason: str
+
+
 @runtime_checkable
 class Exporter(Protocol):
     """A fan-out target."""
@@ -31,7 +41,7 @@ class Exporter(Protocol):
     async def start(self) -> None:
         """Open connections or files; called before any ``push``."""
 
-    async def push(self, batch: Batch) -> Refused | None:
+    async def push(self, batch: Batch) -> Refused | Shed | None:
         """Deliver one batch or raise a classified error. Must not mutate ``batch``."""
 
     async def shutdown(self) -> None:
@@ -45,6 +55,9 @@ class ExporterBase:
     #: their queue may hand them several queued batches merged into one by concatenating
     #: bytes (:meth:`gateway.otlp.batch.Batch.concatenate`), one export call instead of many.
     sends_encoded_batches: ClassVar[bool] = False
+    #: True for exporters whose queue drops by design when they fall behind (the embedded
+    #: store): the built-in ItemsLost alert does not count them (a rule naming them does).
+    sheds_by_design: ClassVar[bool] = False
 
     async def start(self) -> None:
         return None

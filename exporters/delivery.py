@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exporters.base import Exporter, Refused
+from exporters.base import Exporter, Refused, Shed
 from exporters.retry import RetryPolicy
 from exporters.splitting import split_batch
 from gateway.errors import PermanentError, RefusedDataError, RetryableError
@@ -48,6 +48,7 @@ class _Tally:
 
     sent: int = 0
     failed: int = 0
+    dropped: int = 0  # shed by the exporter itself
     splits: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -82,6 +83,10 @@ class Delivery:
                 pending.extend(reversed(split_batch(piece, outcome.parts)))
             elif isinstance(outcome, BaseException):
                 tally.refuse(piece.items, str(outcome))
+            elif isinstance(outcome, Shed):  # by design: dropped, not a failure
+                shed = min(outcome.items, piece.items)
+                tally.sent += piece.items - shed
+                tally.dropped += shed
             elif outcome is not None:  # the backend kept all but some items
                 refused = min(outcome.items, piece.items)  # a backend may over-report
                 tally.sent += piece.items - refused
@@ -90,7 +95,7 @@ class Delivery:
                 tally.sent += piece.items
         self._count(batch.signal, tally)
 
-    async def _send(self, batch: Batch) -> Refused | BaseException | None:
+    async def _send(self, batch: Batch) -> Refused | Shed | BaseException | None:
         """One piece through the retry loop: None if delivered, what the backend refused, or
         the error that ended it (refused data, permanent, retries exhausted, a bug)."""
         started = time.monotonic()
@@ -133,6 +138,8 @@ class Delivery:
         if tally.sent:
             metrics.exporter_sent.labels(self.name, signal.value).inc(tally.sent)
             self.status.last_success_at = time.time()
+        if tally.dropped:
+            metrics.exporter_dropped.labels(self.name, signal.value).inc(tally.dropped)
         if not tally.failed:
             self.status.state = "ok"
             return

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from exporters import file, jaeger
+from exporters import file, jaeger, store
 from exporters.base import Exporter
 from exporters.loki import exporter as loki
 from exporters.otlp import exporter as otlp_exporter
@@ -39,6 +39,7 @@ REGISTRY = Registry(
         loki.FACTORY,
         prometheus.FACTORY,
         remote_write.FACTORY,
+        store.FACTORY,
     ]
 )
 

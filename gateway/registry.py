@@ -24,6 +24,7 @@ from gateway.pipeline import Emit, Router
 from gateway.processors import Processor
 from gateway.receivers.admission import Admission
 from gateway.selfmetrics import GatewayMetrics
+from gateway.store.config import StoreConfig
 
 Kind = Literal["receiver", "processor", "exporter"]
 SECTIONS: dict[Kind, str] = {
@@ -94,6 +95,10 @@ class Host:
     sampler: SystemSampler | None = None
     #: A connection guard for an HTTP listener: (listener name, its settings).
     guard: Callable[[str, HttpListenerSettings], ConnectionGuard] | None = None
+    #: The ``store:`` section, for the components that write into the embedded store.
+    store: StoreConfig | None = None
+    #: The error groups seen in a trace (blocking), for the store's trace view.
+    errors_in_trace: Callable[[str], list[str]] | None = None
 
 
 @dataclass(frozen=True)

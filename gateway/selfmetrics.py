@@ -67,7 +67,8 @@ class GatewayMetrics:
         )
         self.exporter_dropped = Counter(
             "otelgate_exporter_dropped_items",
-            "Items dropped without a delivery attempt (queue full with on_full: drop, or "
+            "Items dropped without a delivery attempt (queue full with on_full: drop, shed by "
+            "the exporter itself (the store's write budget), or "
             "still queued when shutdown ran out of time).",
             ["exporter", "signal"],
             registry=registry,

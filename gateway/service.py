@@ -22,10 +22,14 @@ from gateway.alerting.service import AlertingService
 from gateway.alerting.setup import build_alerting, filesystem_paths, rules_of
 from gateway.api.admin import Readiness, create_admin_app
 from gateway.api.alerts import alerts_router
+from gateway.api.errors import errors_router
 from gateway.api.health import HealthService, health_router
 from gateway.api.slo import SloCollector, create_slo_router
 from gateway.components import REGISTRY
 from gateway.config.model import Config
+from gateway.error_tracking.persistence import ErrorStore
+from gateway.error_tracking.service import ErrorTrackingCollector, ErrorTrackingService
+from gateway.error_tracking.tracker import ErrorTracker
 from gateway.errors import RefusedError
 from gateway.health.data_paths import data_paths
 from gateway.health.services import ServiceHealthTracker
@@ -78,6 +82,11 @@ class Gateway:
         watched = [*data_paths(config), *config.health.system.paths]
         watched += [d for d in spools if d is not None]
         self.sampler = SystemSampler([*watched, *filesystem_paths(rules)])
+        # Error tracking: exceptions grouped by an observer, kept in the store, /errors.
+        self.errors: ErrorTrackingService | None = None
+        if config.errors.enabled:
+            tracker = ErrorTracker(config.errors)
+            self.errors = ErrorTrackingService(tracker, config.store.flush_interval)
         host = Host(
             metrics=self.metrics,
             emit=self.emit,
@@ -86,6 +95,8 @@ class Gateway:
             observers=self.observers,
             sampler=self.sampler,
             guard=self._guard,
+            store=config.store,
+            errors_in_trace=self.errors.groups_in_trace if self.errors else None,
         )
         self.queues: dict[str, ExporterQueue] = {}
         for name, cfg in config.exporters.items():
@@ -132,6 +143,10 @@ class Gateway:
         ]
         self.health_api = HealthService(self, config.health, self.health, self.sampler, intervals)
         self.admin_routers.append(health_router(self.health_api))
+        if self.errors is not None:
+            self.observers.append(self.errors.tracker)
+            self.admin_routers.append(errors_router(self.errors))
+            self.registry.register(ErrorTrackingCollector(self.errors.tracker))
         # Alerting: rules over all of the above, notifications, history (gateway.alerting).
         self.alerting: AlertingService | None = None
         if config.alerting.enabled:
@@ -140,6 +155,7 @@ class Gateway:
                 registry=self.registry, metrics=self.metrics, services=self.health,
                 sampler=self.sampler, queues=self.queues, slos=self.slo_tracker,
                 watched_paths=watched, max_sample_age=self.health_api.max_sample_age,
+                error_groups=self.errors.tracker if self.errors else None,
             )  # fmt: skip
             self.observers.append(log_counter)
             self.admin_routers.append(alerts_router(self.alerting))
@@ -253,25 +269,33 @@ class Gateway:
         )
 
     async def _start_slos(self) -> None:
-        """Open the store (when SLOs or alerting keep state) and load the SLO state from it.
-        Alerting with ``store.enabled: false`` keeps its state in memory."""
-        wanted = self.slo_tracker.slos or self.alerting is not None
+        """Open the store (when SLOs, alerting or error tracking keep state) and load their
+        state from it. With ``store.enabled: false`` alerts and error groups stay in memory."""
+        keeps_state = self.alerting is not None or self.errors is not None
+        wanted = self.slo_tracker.slos or keeps_state
         if wanted and self.config.store.enabled:
             try:
                 self.store = await asyncio.to_thread(open_store, self.config.store)
             except (OSError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: newer schema
                 raise OSError(f"cannot open the store: {exc}") from exc
             self.slo_tracker.store = self.store if self.slo_tracker.slos else None
-        elif self.alerting is not None:
+        elif keeps_state:
             self.store = SqliteStore(MEMORY)
         if self.alerting is not None and self.store is not None:
             self.alerting.history.store = self.store
         await self.slo_tracker.start()
+        if self.errors is not None:
+            assert self.store is not None
+            self.errors.store = ErrorStore(self.store, self.config.errors.samples_per_group)
+            await self.errors.start()
 
     async def _stop_slos(self) -> None:
-        """Stop alerting, write the last SLO counts and close the store."""
+        """Stop alerting, write the last SLO counts and error groups, close the store."""
         if self.alerting is not None:
             await self.alerting.stop()
+        if self.errors is not None:
+            await self.errors.stop()
+            self.errors.store = None
         try:
             await self.slo_tracker.stop()
         except Exception:

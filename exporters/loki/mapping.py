@@ -31,6 +31,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from gateway.otlp.values import to_python
+
 LineFormat = Literal["text", "json"]
 Labels = tuple[tuple[str, str], ...]
 Adjustments = Counter[str]  # reason -> items changed to fit what Loki takes
@@ -105,18 +107,6 @@ def severity_level(number: int, text: str) -> str:
     if 1 <= number <= 24:
         return _LEVELS_BY_NUMBER[(number - 1) // 4]
     return _LEVELS_BY_TEXT.get(text.strip().lower().rstrip("0123456789"), "unknown")
-
-
-def to_python(value: AnyValue) -> Any:
-    """An AnyValue as a JSON-able Python value (bytes as base64)."""
-    kind = value.WhichOneof("value")
-    if kind == "kvlist_value":
-        return {kv.key: to_python(kv.value) for kv in value.kvlist_value.values}
-    if kind == "array_value":
-        return [to_python(v) for v in value.array_value.values]
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    return None if kind is None else getattr(value, kind)
 
 
 def to_text(value: AnyValue) -> str:

@@ -17,6 +17,7 @@ def check_alerting(
     base_dir: Path,
     exporters: Collection[str],
     slos: Collection[str],
+    error_tracking: bool = True,
 ) -> tuple[list[RuleConfig], list[ConfigIssue]]:
     """The resolved rules and every problem, each with its path."""
     located, issues = locate_rules(config, base_dir)
@@ -32,7 +33,7 @@ def check_alerting(
         if receiver.apprise is not None:
             _check_apprise(name, receiver.apprise.urls, issues)
     for where, rule in located:
-        issues += _rule_issues(where, rule, exporters, slos)
+        issues += _rule_issues(where, rule, exporters, slos, error_tracking)
     return [rule for _, rule in located], issues
 
 
@@ -68,7 +69,11 @@ def _check_apprise(name: str, urls: list[str], issues: list[ConfigIssue]) -> Non
 
 
 def _rule_issues(
-    where: str, rule: RuleConfig, exporters: Collection[str], slos: Collection[str]
+    where: str,
+    rule: RuleConfig,
+    exporters: Collection[str],
+    slos: Collection[str],
+    error_tracking: bool,
 ) -> list[ConfigIssue]:
     """Problems of one rule; ``where`` is the path of its definition."""
     spec = rule.condition.spec
@@ -82,9 +87,7 @@ def _rule_issues(
     if kind == "slo_burn" and slo not in ("*", *slos):
         message = f"rule '{rule.name}': SLO '{slo}' is not defined under slos"
         return [ConfigIssue(f"{at}.slo", message)]
-    if kind == "error_group":
-        return [
-            ConfigIssue(at, f"rule '{rule.name}': error_group conditions need error grouping, "
-                        "which this gateway version does not have yet")
-        ]  # fmt: skip
+    if kind == "error_group" and not error_tracking:
+        message = f"rule '{rule.name}': error_group conditions need errors.enabled: true"
+        return [ConfigIssue(at, message)]
     return []

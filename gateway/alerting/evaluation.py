@@ -48,6 +48,9 @@ class Observations:
     system: SystemSnapshot | None = None
     exporters: Sequence[ExporterReport] = ()
     lost_items: Mapping[str, Callable[[float], float]] = field(default_factory=dict)
+    #: Exporters that drop by design when behind (the embedded store): a ``dropped_items``
+    #: condition counts them only when it names them.
+    shedding: frozenset[str] = frozenset()
     slo_alerts: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     log_counts: Callable[[RuleConfig], Mapping[str, float]] | None = None
     error_groups: ErrorGroupSource | None = None
@@ -178,8 +181,10 @@ def _dropped(c: Condition, seen: Observations, rule: RuleConfig) -> list[Sample]
     assert spec is not None
     found = []
     for name, increase in sorted(seen.lost_items.items()):
+        if spec.name != name and (spec.name is not None or name in seen.shedding):
+            continue
         lost = increase(spec.window)
-        if lost > spec.above and spec.name in (None, name):
+        if lost > spec.above:
             found.append(Sample({"exporter": name}, lost, spec.above, "count"))
     return found
 

@@ -16,6 +16,7 @@ from gateway.alerting.ruleset import resolve_rules
 from gateway.alerting.service import AlertingMetrics, AlertingService
 from gateway.alerting.sources import GatewaySources, LossHistory
 from gateway.config.issues import ConfigError
+from gateway.error_tracking.tracker import ErrorTracker
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.system import SystemSampler
 from gateway.selfmetrics import GatewayMetrics
@@ -62,6 +63,7 @@ def build_alerting(
     slos: SloTracker | None,
     watched_paths: Sequence[str],
     max_sample_age: float,
+    error_groups: ErrorTracker | None = None,
 ) -> tuple[AlertingService, LogCounter]:
     """The alerting service (its history gets a store on start) and its log counter (an
     observer to register when it is active)."""
@@ -75,7 +77,10 @@ def build_alerting(
         logs=logs,
         watched_paths=watched_paths,
         max_sample_age=max_sample_age,
+        error_groups=error_groups,
     )
+    if error_groups is not None:  # a change is reported to two evaluations at least
+        error_groups.change_window = 2.5 * config.evaluation_interval
     service = AlertingService(
         config,
         rules,

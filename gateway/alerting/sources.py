@@ -101,6 +101,11 @@ class GatewaySources:
             system=system,
             exporters=[exporter_report(q) for q in self.queues.values()],
             lost_items={name: self.losses.increase(name) for name in self.queues},
+            shedding=frozenset(
+                name
+                for name, queue in self.queues.items()
+                if getattr(queue.exporter, "sheds_by_design", False)
+            ),
             slo_alerts=slo_alerts,
             log_counts=self.logs.counts if self.logs is not None else None,
             error_groups=self.error_groups,

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -27,6 +27,7 @@ from gateway.api.alerts_models import (
     alert_view,
     silence_view,
 )
+from gateway.api.times import epoch as _epoch
 
 MAX_PAGE = 1000
 
@@ -148,13 +149,6 @@ def alerts_router(service: AlertingService) -> APIRouter:
         return silence_view(silence, service.clock())
 
     return router
-
-
-def _epoch(moment: datetime) -> float:
-    """Seconds since the epoch; a time without a zone is UTC (not the server's local time)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _matchers(body: SilenceRequest) -> list[Matcher]:

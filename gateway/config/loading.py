@@ -24,9 +24,11 @@ from gateway.config.env import Loc, expand_env
 from gateway.config.issues import ConfigError, ConfigIssue, path_of, validate
 from gateway.config.model import SINGLE_SECTIONS, Config
 from gateway.config.overrides import apply_env_overrides
+from gateway.error_tracking.config import ErrorTrackingConfig
 from gateway.otlp.batch import Signal
 from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
 from gateway.slo.section import SloList
+from gateway.store.config import StoreConfig
 
 
 def _components(kind: Kind, raw: Any, issues: list[ConfigIssue]) -> dict[str, Any]:
@@ -77,6 +79,18 @@ def _check_pipelines(raw: Any, defined: dict[str, set[str]], issues: list[Config
                 seen.add(ref)
 
 
+def _check_store(built: dict[str, Any], exporters: set[str], issues: list[ConfigIssue]) -> None:
+    """One ``store`` exporter at most, and only with the store enabled."""
+    stores = sorted(e for e in exporters if component_type(e) == "store")
+    for extra in stores[1:]:
+        message = f"only one store exporter is allowed (already: '{stores[0]}')"
+        issues.append(ConfigIssue(f"exporters.{extra}", message))
+    store = built.get("store")
+    if stores and isinstance(store, StoreConfig) and not store.enabled:
+        message = f"exporter '{stores[0]}' writes into the store: store.enabled must be true"
+        issues.append(ConfigIssue("store.enabled", message))
+
+
 def _refuses(kind: Kind, component_id: str, signal: Signal) -> str | None:
     """Why a component's type does not handle a pipeline's signal (None if it does)."""
     factory = REGISTRY.types(kind).get(component_type(component_id))
@@ -111,6 +125,7 @@ def _build(data: Any, source: str, environ: Mapping[str, str]) -> Config:
     defined = {s: set(map(str, data.get(s) or {})) for s in SECTIONS.values()
                if isinstance(data.get(s), dict | None)}  # fmt: skip
     _check_pipelines(data.get("service"), defined, issues)
+    _check_store(built, defined.get("exporters", set()), issues)
     rules = _check_alerting(built, data, source, issues)
     env_issues = [ConfigIssue(path_of(loc), message) for loc, message in problems]
     failed = {issue.path for issue in env_issues}  # no second error for an unexpanded value
@@ -136,9 +151,11 @@ def _check_alerting(
         if isinstance(data.get("exporters"), dict | None)
         else set()
     )
+    errors = built.get("errors") if "errors" in data else ErrorTrackingConfig()
     rules, found = check_alerting(
-        alerting, base_dir, exporters, [s.name for s in slos.definitions()]
-    )
+        alerting, base_dir, exporters, [s.name for s in slos.definitions()],
+        error_tracking=errors is None or errors.enabled,
+    )  # fmt: skip
     issues.extend(found)
     return rules
 
@@ -192,8 +209,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 
 def default_config(environ: Mapping[str, str] | None = None) -> Config:
     """The embedded default: OTLP in on 4317/4318; host metrics and span metrics (RED) on;
-    every signal kept as JSON lines under the data dir; metrics for Prometheus to scrape at
-    the admin port's ``/metrics/otlp``."""
+    every signal kept as JSON lines under the data dir; recent logs and spans in the embedded
+    store (``/logs``, ``/traces``); metrics for Prometheus to scrape at the admin port's
+    ``/metrics/otlp``."""
     env = os.environ if environ is None else environ
     data_dir = (env.get("OTELGATE_DATA_DIR") or "./otelgate-data").replace("${", "$${")
 
@@ -208,19 +226,20 @@ def default_config(environ: Mapping[str, str] | None = None) -> Config:
             "file/metrics": file("metrics"),
             "file/logs": file("logs"),
             "prometheus": None,
+            "store": None,
         },
         "service": {
             "pipelines": {
                 "traces": {
                     "receivers": ["otlp"],
                     "processors": ["spanmetrics"],
-                    "exporters": ["file/traces"],
+                    "exporters": ["file/traces", "store"],
                 },
                 "metrics": {
                     "receivers": ["otlp", "hostmetrics"],
                     "exporters": ["file/metrics", "prometheus"],
                 },
-                "logs": {"receivers": ["otlp"], "exporters": ["file/logs"]},
+                "logs": {"receivers": ["otlp"], "exporters": ["file/logs", "store"]},
             }
         },
         "admin": {"endpoint": "127.0.0.1:8888"},

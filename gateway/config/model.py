@@ -1,5 +1,6 @@
 """The top-level configuration model: the component sections, ``service`` and the gateway's
-own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``, ``alerting``).
+own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``, ``alerting``,
+``errors``).
 
 Component configs are not listed here: each ``receivers``/``processors``/``exporters`` entry
 is validated by the model its type's factory declares in :data:`gateway.components.REGISTRY`.
@@ -14,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator
 from gateway.alerting.config import AlertingConfig
 from gateway.components import REGISTRY
 from gateway.config.values import Duration, StrictModel
+from gateway.error_tracking.config import ErrorTrackingConfig
 from gateway.health.config import HealthConfig
 from gateway.listeners.settings import HttpListenerSettings
 from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
@@ -79,6 +81,7 @@ class Config(StrictModel):
     store: StoreConfig = StoreConfig()
     health: HealthConfig = HealthConfig()
     alerting: AlertingConfig = AlertingConfig()
+    errors: ErrorTrackingConfig = ErrorTrackingConfig()
 
     @field_validator("receivers", "processors", "exporters", mode="before")
     @classmethod
@@ -104,4 +107,5 @@ KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.
 SINGLE_SECTIONS: dict[str, type[BaseModel]] = {
     "service": ServiceConfig, "admin": AdminConfig, "logging": LoggingConfig,
     "health": HealthConfig, "slos": SloList, "store": StoreConfig, "alerting": AlertingConfig,
+    "errors": ErrorTrackingConfig,
 }  # fmt: skip

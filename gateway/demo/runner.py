@@ -171,6 +171,15 @@ def _alerts_line(gateway: Gateway) -> str:
     return f"; alerts: {', '.join(shown)}{more}"
 
 
+def _errors_line(gateway: Gateway) -> str:
+    """``; error groups: 1 (TimeoutError 12x)`` once exceptions were seen."""
+    if gateway.errors is None or not gateway.errors.tracker.groups:
+        return ""
+    groups = sorted(gateway.errors.tracker.groups.values(), key=lambda g: -g.count)
+    top = groups[0]
+    return f"; error groups: {len(groups)} ({top.type} {top.count}x)"
+
+
 def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
     admin = f"http://{config.admin.endpoint}"
     lines = [
@@ -180,6 +189,9 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
         f"  services            {admin}/health/services",
         f"  SLOs                {admin}/slo",
         f"  alerts              {admin}/alerts",
+        f"  error groups        {admin}/errors",
+        f"  logs (search)       {admin}/logs?q=declined",
+        f"  slow/failed traces  {admin}/traces?status=error",
         f"  metrics             {admin}/metrics",
         f"  API docs            {admin}/docs",
         f"  stored telemetry    {data_dir(config)}/",
@@ -228,7 +240,7 @@ async def run_demo(config: Config, duration: float | None, rate: float) -> int:
             print(
                 f"[{elapsed:5.0f}s] requests sent {traffic.sent}, failed {traffic.failed}; "
                 f"gateway has seen: {', '.join(gateway.health.names()) or 'nothing yet'}"
-                f"{_alerts_line(gateway)}",
+                f"{_alerts_line(gateway)}{_errors_line(gateway)}",
                 flush=True,
             )
             if duration is not None and elapsed >= duration:

@@ -70,11 +70,21 @@ async def checkout(body: dict[str, object]) -> dict[str, object]:
     return {"status": "placed", "charge": charge}
 
 
+def _card_network(amount: object) -> None:
+    """The (pretend) card network timing out."""
+    raise TimeoutError(
+        f"card network gave no answer for {amount} within {random.randint(2000, 3000)} ms"
+    )
+
+
 @app.post("/charge")
 async def charge(body: dict[str, object]) -> dict[str, object]:
     """payments: talks to a (pretend) card network; fails a few percent of the time."""
     await _pause(20, 80, slow_ratio=0.05)
     if random.random() < FAILURE_RATE:
-        log.error("card network declined the request", extra={"amount": body.get("amount")})
-        raise HTTPException(status_code=500, detail="card network error")
+        try:
+            _card_network(body.get("amount"))
+        except TimeoutError:  # logged with its stack trace: an error group in /errors
+            log.exception("card network declined the request", extra={"amount": body.get("amount")})
+            raise HTTPException(status_code=500, detail="card network error") from None
     return {"charged": body.get("amount"), "currency": "EUR"}

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.store.alerts_schema import ALERTS_SCHEMA
+from gateway.store.errors_schema import ERRORS_SCHEMA
+from gateway.store.telemetry_schema import TELEMETRY_SCHEMA
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2  # 2: alert tables (gateway.store.alerts)
+SCHEMA_VERSION = 3  # 2: alert tables; 3: error groups, logs and spans
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slo_buckets (
     slo TEXT NOT NULL,
@@ -50,7 +52,7 @@ class SqliteStore:
         if version > SCHEMA_VERSION:
             self._db.close()
             raise RuntimeError(f"{self.path} has schema {version}, newer than this otelgate")
-        self._db.executescript(_SCHEMA + ALERTS_SCHEMA)
+        self._db.executescript(_SCHEMA + ALERTS_SCHEMA + ERRORS_SCHEMA + TELEMETRY_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @property

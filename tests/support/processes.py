@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -32,7 +33,7 @@ def wait_ready(
     return False
 
 
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
     """SIGTERM and wait up to ``timeout``; SIGKILL if it hangs. Nothing if it has ended."""
     if proc is None or proc.poll() is not None:
         return

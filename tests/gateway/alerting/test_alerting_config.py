@@ -123,11 +123,6 @@ BAD: dict[str, tuple[dict[str, Any], str, str]] = {
         "alerting.rules[0].condition.slo_burn.slo",
         "rule 'Burn': SLO 'checkout' is not defined under slos",
     ),
-    "error_group refused": (
-        {"rules": [{"name": "NewErrors", "condition": {"error_group": "new"}}]},
-        "alerting.rules[0].condition.error_group",
-        "error_group conditions need error grouping",
-    ),
     "unknown receiver in a route": (
         {"receivers": TEAM, "route": {"receiver": "team", "routes": [{"receiver": "dba"}]}},
         "alerting.route.routes[0].receiver",
@@ -176,6 +171,18 @@ BAD: dict[str, tuple[dict[str, Any], str, str]] = {
         "unknown key",
     ),
 }  # fmt: skip
+
+
+def test_error_group_rules_need_error_tracking() -> None:
+    rules = {"rules": [{"name": "NewErrors", "condition": {"error_group": "new"}}]}
+    assert [r.name for r in load(rules).alerting.resolved_rules or [] if r.name == "NewErrors"]
+    found = problems(rules, errors={"enabled": False})
+    assert found == [
+        (
+            "alerting.rules[0].condition.error_group",
+            "rule 'NewErrors': error_group conditions need errors.enabled: true",
+        )
+    ]
 
 
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
@@ -333,7 +340,8 @@ def test_check_config_prints_the_cross_check_problems_and_exits_1(tmp_path: Path
                     {"name": "Slo", "condition": {"slo_burn": {"slo": "x"}}},
                     {"name": "Grp", "condition": {"error_group": "regression"}},
                 ],
-            }
+            },
+            errors={"enabled": False},
         )
     )  # fmt: skip
     result = check_config(config)

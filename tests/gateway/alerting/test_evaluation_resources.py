@@ -153,6 +153,18 @@ def test_dropped_items_asks_for_the_rules_window() -> None:
     assert evaluate(rule({"dropped_items": {"above": 12}}), seen) == []  # 12 is not above 12
 
 
+def test_dropped_items_counts_a_shedding_store_only_when_named() -> None:
+    seen = Observations(
+        lost_items={"store": lambda _: 40.0, "otlp": lambda _: 1.0},
+        shedding=frozenset({"store"}),
+    )
+    assert labelled(evaluate(rule({"dropped_items": {"above": 0}}), seen)) == [
+        ({"exporter": "otlp"}, 1.0)
+    ]
+    named = evaluate(rule({"dropped_items": {"above": 0, "name": "store"}}), seen)
+    assert labelled(named) == [({"exporter": "store"}, 40.0)]
+
+
 # -- SLOs, logs, error groups ----------------------------------------------------------------
 
 SLO_ALERTS = {

@@ -299,11 +299,11 @@ def test_default_config() -> None:
         "file/metrics": os.path.join("./otelgate-data", "metrics.jsonl"),
         "file/logs": os.path.join("./otelgate-data", "logs.jsonl"),
     }
-    assert set(config.exporters) - set(files) == {"prometheus"}
+    assert set(config.exporters) - set(files) == {"prometheus", "store"}
     assert {
         pid: (p.receivers, p.processors, p.exporters) for pid, p in config.service.pipelines.items()
     } == {
-        "traces": (["otlp"], ["spanmetrics"], ["file/traces"]),
+        "traces": (["otlp"], ["spanmetrics"], ["file/traces", "store"]),
         "metrics": (["otlp", "hostmetrics"], [], ["file/metrics", "prometheus"]),
-        "logs": (["otlp"], [], ["file/logs"]),
+        "logs": (["otlp"], [], ["file/logs", "store"]),
     }

@@ -1,0 +1,1 @@
+"""Error tracking: exceptions from spans and logs grouped by fingerprint."""
