@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import statistics
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks import payloads, report
@@ -71,6 +73,47 @@ def _warm_up(target: Target, sink: Sink, index: payloads.Index, offered: dict[st
                  "warmup", -1)  # fmt: skip
 
 
+def _store_drained(target: Target, patience: float = 120.0) -> dict[str, float]:
+    """Wait until the ``store`` exporter's queue is empty (a backlog is written after the
+    sink has everything); its counters then, empty without a store."""
+    deadline = time.monotonic() + patience
+    figures = target.exporter_figures("store")
+    while figures.get("queued", 0.0) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        figures = target.exporter_figures("store")
+    return figures
+
+
+def _measure(target: Target, sink: Sink, load: Load, index: payloads.Index, level: str,
+             rep: int) -> tuple[Result, dict[str, float]]:  # fmt: skip
+    """One run; with a store, its CPU includes writing the store's backlog, and the second
+    value is what the store did with the run's items (sent, dropped, failed, drain_s)."""
+    before = _store_drained(target)
+    result = run_load(target, sink, load, index, level, rep)
+    if not before:
+        return result, {}
+    cpu0, began = target.cpu_seconds(), time.monotonic()
+    after = _store_drained(target)
+    drain = time.monotonic() - began
+    result = replace(result, cpu_seconds=result.cpu_seconds + target.cpu_seconds() - cpu0)
+    store = {k: after[k] - before[k] for k in ("sent", "dropped", "failed")}
+    return result, {**store, "queued": after["queued"], "drain_s": round(drain, 2)}
+
+
+def _store_lines(shed: dict[tuple[str, str, str], list[dict[str, float]]]) -> list[str]:
+    """Per target, signal and level: the medians of what the store wrote and dropped."""
+    lines = []
+    for (name, signal, level), runs in sorted(shed.items()):
+        dropped = statistics.median(r["dropped"] for r in runs)
+        total = statistics.median(r["sent"] + r["dropped"] + r["failed"] for r in runs)
+        drain = statistics.median(r["drain_s"] for r in runs)
+        lines.append(
+            f"- {name} {signal} {level}: store dropped {dropped:,.0f} of {total:,.0f} items "
+            f"({100 * dropped / total if total else 0:.1f} %), backlog written in {drain:.1f} s"
+        )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.quick:
@@ -103,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(header), flush=True)
     results: list[Result] = []
     components: dict[str, list[str]] = {}
+    shed: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
     sink_ports = [free_port(), free_port()]
     sink = Sink(sink_ports, free_port(), out)
     began = time.monotonic()
@@ -121,9 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         rate = offered[transport] if level == "fixed" else 0.0
                         load = Load(signal, transport, rate / index.items, args.duration,
                                     CONNECTIONS[level])  # fmt: skip
-                        result = run_load(target, sink, load, index, level, rep)
+                        result, store = _measure(target, sink, load, index, level, rep)
                         results.append(result)
-                        log.write(json.dumps(asdict(result)) + "\n")
+                        if store:
+                            shed[(target.name, signal, level)].append(store)
+                        log.write(json.dumps({**asdict(result), "store": store}) + "\n")
                         log.flush()
                         _progress(result)
                 finally:
@@ -137,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines += ["", f"fixed level: {args.rate:,.0f} items/s (protobuf, gRPC), "
               f"{args.json_rate:,.0f} items/s (JSON); max: 32 connections/calls in flight", "",
               report.table(cells, configs)]  # fmt: skip
+    if shed:
+        lines += ["", "store exporter (medians; its CPU includes writing the backlog):",
+                  *_store_lines(shed)]  # fmt: skip
     text = "\n".join(lines)
     (out / "results.md").write_text(text + "\n")
     print("\n" + text + f"\n\n(raw runs: {out / 'runs.jsonl'})")

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import psutil
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 TARGET_CORE = "1"
 DRIVER_CORE = "0"
@@ -84,7 +85,7 @@ class Target:
     """One running collector: where it listens and how much CPU and memory it has used."""
 
     product: str  # "otelgate" | "rotel"
-    config: str  # "forward" | "full" | "full-noalerts"
+    config: str  # "forward" | "full" | "full-noalerts" | "full-nostore" | ...
     workdir: Path
     sink_ports: list[int]
     http_port: int = field(default_factory=free_port)
@@ -148,6 +149,29 @@ class Target:
     def rss(self) -> int:
         assert self._ps is not None
         return int(self._ps.memory_info().rss)
+
+    def exporter_figures(self, exporter: str) -> dict[str, float]:
+        """From otelgate's ``/metrics``: ``exporter``'s items sent, dropped and failed so far
+        (all signals) and ``queued`` (its queue's size now); empty for rotel or an absent
+        exporter."""
+        if self.product != "otelgate":
+            return {}
+        text = httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10).text
+        names = {
+            "otelgate_exporter_sent_items_total": "sent",
+            "otelgate_exporter_dropped_items_total": "dropped",
+            "otelgate_exporter_failed_items_total": "failed",
+            "otelgate_exporter_queue_size": "queued",
+        }
+        figures: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                key = names.get(sample.name)
+                if key is not None and sample.labels.get("exporter") == exporter:
+                    figures[key] = figures.get(key, 0.0) + float(sample.value)
+        if "queued" not in figures:
+            return {}
+        return {key: figures.get(key, 0.0) for key in names.values()}
 
     def logs(self) -> str:
         path = self.workdir / f"{self.product}.log"
@@ -227,8 +251,10 @@ def processor_types(source: Path | None) -> dict[str, bool]:
 
 
 def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
-    """The otelgate configuration of ``kind`` (``forward``, ``full``, or ``full-noalerts``:
-    ``full`` without alerting) for ``target``; records the active components in
+    """The otelgate configuration of ``kind`` for ``target``: ``forward``, ``full`` (the
+    default pipeline's work: processors, observers, alerting, error tracking, the store
+    exporter), or ``full`` without parts, one suffix each: ``-noalerts``, ``-nostore``,
+    ``-noerrors`` (``full-nostore-noerrors``...). Records the active components in
     ``target.components``."""
     sink = [f"127.0.0.1:{port}" for port in target.sink_ports]
     plain = {"protocol": "grpc", "compression": "none"}
@@ -247,7 +273,8 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
         "store": {"path": str(target.workdir / "otelgate.db")},
     }  # fmt: skip
     target.components = ["otlp receiver", "validation", "otlp exporter (gRPC, queue)",
-                         "health + SLO observers (always on)"]  # fmt: skip
+                         "health + SLO observers (always on)",
+                         "alerting (default rules) + error tracking (on by default)"]  # fmt: skip
     if kind == "forward":
         return config
     types = processor_types(target.source)
@@ -282,7 +309,10 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
          "sli": {"latency": {"threshold": "250ms"}}},
     ]  # fmt: skip
     components += ["hostmetrics receiver", "health observer", "SLO observer (2 SLOs, store)"]
-    if kind == "full-noalerts":
+    without = set(kind.split("-")[1:])
+    if without - {"noalerts", "nostore", "noerrors"}:
+        raise ValueError(f"unknown configuration {kind!r}")
+    if "noalerts" in without:
         config["alerting"] = {"enabled": False}
         components.append("alerting off")
     else:  # the default rules, plus a log_count rule: the one condition counted per item
@@ -291,5 +321,15 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
                 "severity": "warn", "match": "timeout|refused", "above": 1000, "window": "1m"}},
         }]}  # fmt: skip
         components.append("alerting (default rules + 1 log_count rule with a regex)")
+    if "nostore" not in without:  # logs and spans into SQLite; its queue drops when full
+        config["exporters"]["store"] = {}
+        for signal in ("traces", "logs"):
+            pipelines[signal]["exporters"].append("store")
+        components.append("store exporter (logs + spans into SQLite, sheds when full)")
+    if "noerrors" in without:
+        config["errors"] = {"enabled": False}
+        components.append("error tracking off")
+    else:
+        components.append("error tracking (on by default)")
     target.components = components
     return config
