@@ -14,12 +14,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from exporters.prometheus.labels import attribute_value
 from gateway.otlp.batch import Batch, Signal
 from gateway.otlp.builders import UNKNOWN_SERVICE
+from gateway.otlp.values import to_text
 
 EXCEPTION_EVENT = "exception"
 _MARKER = b"exception"
@@ -78,7 +78,7 @@ class Occurrence:
         for kvs in (self.context, self.own):
             for kv in kvs:
                 if kv.key in _SAMPLE_KEYS:
-                    found[kv.key] = attribute_value(kv.value)
+                    found[kv.key] = to_text(kv.value)
         return found
 
 
@@ -163,16 +163,10 @@ def _exception_fields(kvs: Iterable[KeyValue]) -> tuple[str, str, str] | None:
     found: dict[str, str] = {}
     for kv in kvs:
         if kv.key in _EXCEPTION_KEYS:
-            found[kv.key] = _text(kv.value)
+            found[kv.key] = to_text(kv.value)
     if not found.get(_TYPE) and not found.get(_MESSAGE):
         return None
     return found.get(_TYPE, ""), found.get(_MESSAGE, ""), found.get(_STACK, "")
-
-
-def _text(value: AnyValue) -> str:
-    if value.WhichOneof("value") == "string_value":
-        return value.string_value
-    return attribute_value(value)
 
 
 def _seconds(unix_nano: int, received: float) -> float:

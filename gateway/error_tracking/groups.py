@@ -8,6 +8,7 @@ and again as an error log line of that request) counts once; ``events`` counts e
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from typing import Literal
@@ -113,9 +114,17 @@ class ErrorGroup:
 def is_newer(version: str, than: list[str]) -> bool:
     """Whether ``version`` is newer than all of ``than`` (PEP 440 / semver-like when they parse;
     a version that does not parse counts as newer: new code we cannot order)."""
-    try:
-        candidate = Version(version)
-        known = [Version(v) for v in than]
-    except InvalidVersion:
+    candidate = _parsed(version)
+    known = [_parsed(v) for v in than]
+    if candidate is None or None in known:
         return True
-    return all(candidate > v for v in known)
+    return all(candidate > v for v in known if v is not None)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(version: str) -> Version | None:
+    """A version, parsed once (every occurrence of a resolved group asks)."""
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return None

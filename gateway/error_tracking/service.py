@@ -19,6 +19,7 @@ from gateway.error_tracking.tracker import ErrorTracker
 
 log = logging.getLogger("otelgate.errors")
 RETENTION_EVERY = 60.0  # seconds between retention passes
+MAX_WAITING_SAMPLES = 10_000  # samples kept for the store while writing fails (newest)
 
 
 class ErrorTrackingService:
@@ -74,9 +75,10 @@ class ErrorTrackingService:
                 return
             try:
                 await asyncio.to_thread(self.store.save, groups, samples)
-            except BaseException:
+            except BaseException:  # kept for the next try; samples bounded while it fails
                 self.tracker.dirty.update(g.id for g in groups)
-                self.tracker.pending_samples[:0] = samples
+                waiting = samples + self.tracker.pending_samples
+                self.tracker.pending_samples = waiting[-MAX_WAITING_SAMPLES:]
                 raise
 
     async def _retention(self) -> None:

@@ -43,6 +43,7 @@ def _shape(stack: str, message: str) -> str:
 
 _TRACES_REMEMBERED = 100_000  # (trace, group) pairs remembered to count a request once
 PAIR_WINDOW = 2.0  # seconds between a traced report and a traceless twin of one exception
+_SAMPLES_HELD = 1000  # samples kept referenced for completion (each may hold a 64 KiB stack)
 _UNPAIRED_KEPT = 32  # recent reports per (group, service, traced or not) waiting for a twin
 
 
@@ -90,6 +91,7 @@ class ErrorTracker:
         self._message_prints: dict[tuple[str, str], Fingerprint] = {}
         self._counted: OrderedDict[tuple[bytes, str], _Held] = OrderedDict()
         self._unpaired: dict[tuple[str, str], tuple[_Waiting, _Waiting]] = {}
+        self._holding: deque[_Held] = deque()  # the newest samples other reports may complete
         self._changes: deque[GroupChange] = deque(maxlen=10_000)
         self.dirty: set[str] = set()
         self.pending_samples: list[Sample] = []
@@ -108,18 +110,18 @@ class ErrorTracker:
         print_ = self._fingerprint(occurrence)
         group = self.groups.get(print_.id)
         origin = occurrence.origin
-        now = occurrence.time
+        now = self.clock()  # arrival: a client's wrong clock cannot age a group out
         if group is None:
             if len(self.groups) >= self.config.max_groups:
                 self.untracked += 1
                 return None
-            group = self._new_group(print_, occurrence)
-            self._changes.append(GroupChange(self.clock(), "new", group.id, origin.service))
+            group = self._new_group(print_, occurrence, now)
+            self._changes.append(GroupChange(now, "new", group.id, origin.service))
         elif group.regresses(origin.version):
-            group.status, group.regressed_at = "unresolved", self.clock()
+            group.status, group.regressed_at = "unresolved", now
             group.regressions += 1
             group.resolved_versions = []
-            self._changes.append(GroupChange(self.clock(), "regression", group.id, origin.service))
+            self._changes.append(GroupChange(now, "regression", group.id, origin.service))
         group.events += 1
         new, held = self._counts(occurrence, group.id)
         if new:
@@ -133,6 +135,9 @@ class ErrorTracker:
         if new and self._sampling(group):
             held[0] = sample = self._sample(group, occurrence)
             self.pending_samples.append(sample)
+            self._holding.append(held)
+            if len(self._holding) > _SAMPLES_HELD:  # bounded memory: too old to complete
+                self._holding.popleft()[0] = None
         elif not new and held[0] is not None and _complete(held[0], occurrence):
             sample = held[0]  # written again (by id) if it was written already
             if all(s.id != sample.id for s in self.pending_samples):
@@ -167,7 +172,7 @@ class ErrorTracker:
             self._message_prints[key] = found
         return found
 
-    def _new_group(self, print_: Fingerprint, occurrence: Occurrence) -> ErrorGroup:
+    def _new_group(self, print_: Fingerprint, occurrence: Occurrence, now: float) -> ErrorGroup:
         language = occurrence.origin.language or "unknown"
         if print_.basis == "stack":  # once per group
             stack = occurrence.stacktrace[: self.config.max_stacktrace_bytes]
@@ -180,8 +185,8 @@ class ErrorTracker:
             language=language,
             basis=print_.basis,
             frames=[FrameInfo(f.file, f.function, f.module, f.line) for f in print_.frames],
-            first_seen=occurrence.time,
-            last_seen=occurrence.time,
+            first_seen=now,
+            last_seen=now,
         )
         self.groups[group.id] = group
         return group

@@ -20,14 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from gateway.otlp.builders import service_name
-from gateway.otlp.values import to_python
+from gateway.otlp.values import to_python, to_text
 
 MAX_FUTURE_NS = 3600 * 1_000_000_000
 ZERO_TRACE_ID = bytes(16)
@@ -65,19 +64,6 @@ def source_key(resource: bytes, scope: bytes) -> bytes:
     digest.update(resource)
     digest.update(scope)
     return digest.digest()
-
-
-def to_text(value: AnyValue) -> str:
-    """An AnyValue as text: a string as it is, nothing as ``""``, anything else as JSON."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind is None:
-        return ""
-    try:
-        return orjson.dumps(to_python(value)).decode()
-    except (orjson.JSONEncodeError, RecursionError):  # nested past what JSON tools take
-        return f"<{kind} too deeply nested to show>"
 
 
 def attributes_dict(attributes: Iterable[KeyValue]) -> dict[str, Any]:

@@ -24,12 +24,14 @@ from tests.gateway.error_tracking.batches import (
 
 @pytest.fixture
 def service() -> ErrorTrackingService:
-    tracker = ErrorTracker(ErrorTrackingConfig())
+    now = [1_700_000_000.0]
+    tracker = ErrorTracker(ErrorTrackingConfig(), clock=lambda: now[0])
     found = ErrorTrackingService(tracker, flush_interval=60)
     found.store = ErrorStore(SqliteStore(MEMORY), 10)
     for _ in range(3):
-        tracker.observe(traces(span_with_exception(time_ns=1_700_000_000_000_000_000)))
-    other = span_with_exception("KeyError", "'o-1'", OTHER_STACK, time_ns=1_700_000_100 * 10**9)
+        tracker.observe(traces(span_with_exception()))
+    now[0] += 100  # groups are seen when they arrive
+    other = span_with_exception("KeyError", "'o-1'", OTHER_STACK)
     tracker.observe(traces(other, res=resource(service="billing")))
     return found
 

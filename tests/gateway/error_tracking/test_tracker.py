@@ -162,13 +162,16 @@ def test_environment_and_message_fallback_without_a_stack() -> None:
     assert list(group.environments) == ["prod"] and group.count == 2
 
 
-def test_forgetting_old_groups() -> None:
+def test_groups_age_by_arrival_not_by_the_clients_clock() -> None:
     errors, clock = tracker()
-    errors.observe(traces(span_with_exception(time_ns=int((clock.now - 100) * 1e9))))
-    errors.observe(traces(span_with_exception("KeyError", "'x'", OTHER_STACK,
-                                              time_ns=int(clock.now * 1e9))))  # fmt: skip
+    a_year_ago = int((clock.now - 365 * 86400) * 1e9)  # a client whose clock is far behind
+    errors.observe(traces(span_with_exception(time_ns=a_year_ago)))
+    clock.now += 100
+    errors.observe(traces(span_with_exception("KeyError", "'x'", OTHER_STACK)))
+    (old,) = [g for g in errors.groups.values() if g.type == "ValueError"]
+    assert old.first_seen == old.last_seen == clock.now - 100
     gone = errors.forget_before(clock.now - 50)
-    assert len(gone) == 1 and [g.type for g in errors.groups.values()] == ["KeyError"]
+    assert gone == [old.id] and [g.type for g in errors.groups.values()] == ["KeyError"]
 
 
 def test_a_sample_is_completed_by_the_other_reports_of_its_exception() -> None:
@@ -197,3 +200,21 @@ def test_stacks_are_parsed_once_per_shape_and_messages_still_group_alone() -> No
         errors.observe(logs(log_with_exception("NotFound", message, "")))
     by_message = sorted(g.message for g in errors.groups.values() if g.type == "NotFound")
     assert by_message == ["order <num> missing", "user <num> not found"]
+
+
+def test_only_the_newest_samples_stay_referenced_for_completion() -> None:
+    errors, _ = tracker(samples_per_group=1)
+    traced = []
+    for n in range(1100):  # 1100 bugs, one sample each, all reported without a trace first
+        stack = PY_STACK.replace("create", f"create_{n}").format(line=1, cart=1)
+        errors.observe(logs(log_with_exception(stack=stack)))
+        traced.append(stack)
+    samples = errors.take_changes()[1]
+    assert len(samples) == 1100
+    # Their traced twins arrive: the newest 1000 samples are completed, the oldest 100 no
+    # longer referenced (memory stays bounded), their groups still counted once.
+    for stack in traced:
+        errors.observe(traces(span_with_exception(stack=stack)))
+    completed = [s for s in samples if s.trace_id is not None]
+    assert len(completed) == 1000 and all(s.trace_id is None for s in samples[:100])
+    assert all(g.count == 1 and g.events == 2 for g in errors.groups.values())
