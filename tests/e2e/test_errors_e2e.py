@@ -173,8 +173,12 @@ def test_each_sample_links_to_its_trace_and_its_logs(stack: tuple[GatewayProcess
         sample = traced[0]
         assert sample["attributes"].get("http.route", "").startswith("/"), sample
         assert group["type"] in sample["stacktrace"]
-        trace = httpx.get(f"{admin}{sample['links']['trace']}", timeout=5)
-        assert trace.status_code == 200, trace.text
+        deadline = time.monotonic() + 10  # the store writes after the tracker has counted
+        while (trace := httpx.get(f"{admin}{sample['links']['trace']}", timeout=5)).status_code \
+                == 404 and time.monotonic() < deadline:  # fmt: skip
+            time.sleep(0.3)
+        dropped = gateway.metric("otelgate_exporter_dropped_items_total", exporter="store")
+        assert trace.status_code == 200, f"{trace.text} (store dropped {dropped})"
         body = trace.json()
         assert {s["trace_id"] for s in body["spans"]} == {sample["trace_id"]}
         assert group["id"] in body["error_groups"]
