@@ -84,7 +84,7 @@ def _base64(value: Any) -> bytes:
         raise JsonShapeError(f"expected base64 text, got {type(value).__name__}", value)
     try:  # the protobuf JSON mapping accepts standard and URL-safe base64, padded or not
         return base64.b64decode(value.replace("-", "+").replace("_", "/") + "==")
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: text that is not ASCII
         raise JsonShapeError(f"invalid base64: {exc}", value) from None
 
 

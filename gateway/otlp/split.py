@@ -76,10 +76,18 @@ class _Splitter:
                     "the request holds too many entries to take apart (more than "
                     f"{self.max_entries:,} groups and items); send smaller requests"
                 )
-            if field[0] in levels[0]:
+            # A child has a message's wire type; any other is an unknown field (wire.is_message)
+            if field[0] in levels[0] and data[field[1]] & 7 == _LEN:
                 children.append(field)
             else:
                 head_parts.append(data[field[1] : field[3]])
+        if levels[0] is _DATA_KINDS and children:
+            # Metric.data is a oneof: decoders keep only the kind given last (a run of it merged),
+            # so the pieces must not carry the points of the kinds it replaced.
+            first = len(children) - 1
+            while first and children[first - 1][0] == children[-1][0]:
+                first -= 1
+            children = children[first:]
         head = b"".join(head_parts)
         room = max(limit - len(head), 1)
         out: list[bytes] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+_VARINT, _I64, _LEN, _START_GROUP, _END_GROUP, _I32 = 0, 1, 2, 3, 4, 5
 _RESOURCE_GROUP = 1  # Export*ServiceRequest.resource_{spans,metrics,logs}
 _RESOURCE = 1  # Resource{Spans,Metrics,Logs}.resource
 
@@ -45,8 +45,46 @@ def encode_varint(value: int) -> bytes:
     return bytes(out)
 
 
+def _skip(data: bytes | memoryview, pos: int, number: int, wire_type: int) -> tuple[int, int]:
+    """``(start of payload, end)`` of the field whose tag ends at ``pos`` (:func:`fields`
+    inlines the common wire types)."""
+    if wire_type == _VARINT:
+        return pos, _varint(data, pos)[1]
+    if wire_type == _I64:
+        return pos, pos + 8
+    if wire_type == _I32:
+        return pos, pos + 4
+    if wire_type == _LEN:
+        length, pos = _varint(data, pos)
+        return pos, pos + length
+    if wire_type == _START_GROUP:
+        return pos, _group_end(data, pos, number)
+    raise WireError(f"unsupported wire type {wire_type} (field {number})")
+
+
+def _group_end(data: bytes | memoryview, pos: int, number: int) -> int:
+    """The end of a group (deprecated; no OTLP field is one, but protobuf's decoders keep one
+    as an unknown field, so the walk must step over it as they do): after the END_GROUP tag of
+    field ``number``, groups nested inside included, in one linear pass."""
+    open_groups = [number]
+    while open_groups:
+        key, pos = _varint(data, pos)
+        inner, wire_type = key >> 3, key & 7
+        if wire_type == _END_GROUP:
+            if open_groups.pop() != inner:
+                raise WireError(f"group of field {inner} ends where none is open")
+        elif wire_type == _START_GROUP:
+            open_groups.append(inner)
+        else:
+            pos = _skip(data, pos, inner, wire_type)[1]
+        if pos > len(data) or inner == 0:
+            raise WireError("field runs past the end of the message")
+    return pos
+
+
 def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, int, int]]:
-    """``(field number, start of field, start of payload, end)`` of each top-level field."""
+    """``(field number, start of field, start of payload, end)`` of each top-level field; a
+    field's wire type is ``data[start] & 7`` (see :func:`is_message`)."""
     pos, end = 0, len(data)
     while pos < end:
         start = pos
@@ -61,12 +99,18 @@ def fields(data: bytes | memoryview) -> Iterator[tuple[int, int, int, int]]:
         elif wire_type == _LEN:
             length, pos = _varint(data, pos)
             after = pos + length
-        else:
-            raise WireError(f"unsupported wire type {wire_type} (field {number})")
+        else:  # a group (rare), or an invalid wire type
+            pos, after = _skip(data, pos, number, wire_type)
         if after > end or number == 0:
             raise WireError("field runs past the end of the message")
         yield number, start, pos, after
         pos = after
+
+
+def is_message(data: bytes | memoryview, start: int) -> bool:
+    """Whether the field at ``start`` is length-delimited, as a message field must be (a field
+    of another wire type, even with a message field's number, is an unknown field)."""
+    return data[start] & 7 == _LEN  # the tag's first byte holds its low 7 bits
 
 
 def _length_delimited(number: int, payload: bytes) -> bytes:
@@ -83,13 +127,13 @@ def replace_resources(encoded: bytes, resources: Sequence[bytes]) -> bytes:
     out: list[bytes | memoryview] = []
     index = 0
     for number, start, payload, end in fields(encoded):
-        if number != _RESOURCE_GROUP:
+        if number != _RESOURCE_GROUP or not is_message(view, start):
             out.append(view[start:end])
             continue
         if index >= len(resources):
             raise WireError("more resource groups than resources")
         parts = [(n, payload + s, payload + e) for n, s, _, e in fields(view[payload:end])]
-        rest = [view[s:e] for n, s, e in parts if n != _RESOURCE]
+        rest = [view[s:e] for n, s, e in parts if n != _RESOURCE or not is_message(view, s)]
         new = resources[index]
         # An empty resource is written only if one was there: presence stays as it was.
         head = _length_delimited(_RESOURCE, new) if new or len(rest) < len(parts) else b""
