@@ -21,7 +21,7 @@ from exporters.sending import queue_around
 from exporters.settings import ExporterSettings
 from gateway.otlp.batch import Batch
 from gateway.pipeline import Emit
-from gateway.processors import Processor, resource, spanmetrics
+from gateway.processors import Processor, redaction, resource, spanmetrics
 from gateway.receivers import hostmetrics
 from gateway.receivers import otlp as otlp_receiver
 from gateway.registry import Host, Registry
@@ -32,6 +32,7 @@ REGISTRY = Registry(
         otlp_receiver.FACTORY,
         hostmetrics.FACTORY,
         resource.FACTORY,
+        redaction.FACTORY,
         spanmetrics.FACTORY,
         otlp_exporter.FACTORY,
         jaeger.FACTORY,
