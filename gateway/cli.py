@@ -1,4 +1,4 @@
-"""The ``otelgate`` command: ``run``, ``check-config`` and ``version``."""
+"""The ``otelgate`` command: ``run``, ``check-config``, ``audit verify`` and ``version``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.audit.command import add_audit_parser
 from gateway.config.issues import ConfigError
 from gateway.config.loading import default_config, load_config
 from gateway.config.model import Config, LoggingConfig
 from gateway.config.overrides import apply_env_overrides
 from gateway.redact import RedactingFormatter
+from gateway.security.auth_config import secrets_unread
 
 log = logging.getLogger("otelgate")
 
@@ -166,7 +168,8 @@ def _cmd_slo_rules(args: argparse.Namespace) -> int:
     from gateway.slo import rules as slo_rules
 
     try:
-        config = resolve_config(args.config)
+        with secrets_unread():  # token files may exist only where the gateway runs
+            config = resolve_config(args.config)
         rules = slo_rules.generate(config, args.openslo)
     except ConfigError as exc:
         print(f"otelgate: cannot generate SLO rules:\n{exc}", file=sys.stderr)
@@ -184,7 +187,8 @@ def _cmd_alert_rules(args: argparse.Namespace) -> int:
     from gateway.alerting import prometheus_rules as alert_rules
 
     try:
-        config = resolve_config(args.config)
+        with secrets_unread():
+            config = resolve_config(args.config)
         rules, skipped = alert_rules.generate(config, alert_rules.config_dir(args.config))
     except ConfigError as exc:
         print(f"otelgate: cannot generate alert rules:\n{exc}", file=sys.stderr)
@@ -237,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--config", "-c", type=str, help="YAML configuration file")
     alerts.add_argument("--output", "-o", type=str, help="write the rules here (default: stdout)")
     alerts.set_defaults(func=_cmd_alert_rules)
+    add_audit_parser(commands)  # audit verify
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(func=_cmd_version)
     return parser

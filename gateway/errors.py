@@ -86,6 +86,35 @@ class TooLargeError(RefusedError):
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class UnauthenticatedError(RefusedError):
+    """No credential, or one the gateway does not know (401 / UNAUTHENTICATED)."""
+
+    reason = "unauthenticated"
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(RefusedError):
+    """A known identity without the scope the request needs (403 / PERMISSION_DENIED)."""
+
+    reason = "permission_denied"
+    http_status = 403
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class RateLimitedError(RefusedError):
+    """The identity's (or its tenant's) rate limit is used up: 429 + ``Retry-After`` from
+    the bucket / RESOURCE_EXHAUSTED with ``RetryInfo``, which OTLP clients retry."""
+
+    reason = "rate_limited"
+    http_status = 429
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class BackpressureError(RefusedError):
     """The gateway cannot take more now; the client should retry after ``retry_after`` s."""
 

@@ -23,6 +23,7 @@ from gateway.otlp.batch import Signal
 from gateway.pipeline import Emit, Router
 from gateway.processors import Processor
 from gateway.receivers.admission import Admission
+from gateway.security.auth import Authenticator
 from gateway.selfmetrics import GatewayMetrics
 from gateway.store.config import StoreConfig
 
@@ -99,6 +100,8 @@ class Host:
     store: StoreConfig | None = None
     #: The error groups seen in a trace (blocking), for the store's trace view.
     errors_in_trace: Callable[[str], list[str]] | None = None
+    #: Who may send: bearer tokens and client certificates (the ``auth:`` section).
+    auth: Authenticator | None = None
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from gateway.alerting.service import AlertingService
 from gateway.alerting.setup import rules_of
+from gateway.config.diff import changed_paths
 from gateway.config.issues import ConfigError, ConfigIssue
 from gateway.config.model import Config
 from gateway.errors import PermanentError
+from gateway.security.access import AuditRecorder, current_actor
 
 log = logging.getLogger("otelgate.reload")
 
@@ -45,6 +47,7 @@ class ReloadOutcome:
     errors: list[str] = field(default_factory=list)
     applied: list[str] = field(default_factory=list)
     restart_needed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # configuration paths, never values
 
     def as_json(self) -> dict[str, Any]:
         """The ``POST /-/reload`` answer."""
@@ -60,10 +63,15 @@ class ConfigReloader:
     """Re-reads the configuration with ``load`` and applies what can change live."""
 
     def __init__(
-        self, gateway: Reloadable, load: Callable[[], Config], registry: CollectorRegistry
+        self,
+        gateway: Reloadable,
+        load: Callable[[], Config],
+        registry: CollectorRegistry,
+        audit: AuditRecorder | None = None,
     ) -> None:
         self.gateway = gateway
         self.load = load
+        self.audit = audit
         self.successful = Gauge(
             "otelgate_config_last_reload_successful",
             "Whether the last configuration reload succeeded (1) or failed (0).",
@@ -78,10 +86,18 @@ class ConfigReloader:
         self.success_time.set(time.time())
         self._lock = asyncio.Lock()
 
-    async def reload(self) -> ReloadOutcome:
-        """Reload now (reloads never overlap)."""
+    async def reload(self, source: str = "sighup") -> ReloadOutcome:
+        """Reload now (reloads never overlap); ``source`` (``sighup``, ``http``) is what the
+        audit trail records, with the admin caller's name when there is one."""
         async with self._lock:
             outcome = await self._reload()
+        if self.audit is not None:
+            details = {
+                "source": source, "ok": outcome.ok, "changed": outcome.changed,
+                "applied": outcome.applied, "restart_needed": outcome.restart_needed,
+                "errors": len(outcome.errors),
+            }  # fmt: skip
+            self.audit.record("config.reload", current_actor.get(), details)
         if outcome.ok:
             self.successful.set(1)
             self.success_time.set(time.time())
@@ -105,6 +121,7 @@ class ConfigReloader:
         changed = [
             name for name in type(old).model_fields if getattr(old, name) != getattr(new, name)
         ]
+        paths = changed_paths(old, new) if changed else []
         restart = [name for name in changed if name != "alerting"]
         alerting = self.gateway.alerting
         if old.alerting.enabled != new.alerting.enabled:
@@ -114,10 +131,12 @@ class ConfigReloader:
                 await alerting.reload(new.alerting, rules)
             except (ValueError, PermanentError) as exc:
                 issue = ConfigIssue("alerting.receivers", str(exc))
-                return ReloadOutcome(False, errors=[str(issue)])
+                return ReloadOutcome(False, errors=[str(issue)], changed=paths)
             self.gateway.config = old.model_copy(update={"alerting": new.alerting})
         applied = ["alerting"] if alerting is not None and "alerting.enabled" not in restart else []
-        return ReloadOutcome(True, applied=applied, restart_needed=sorted(set(restart)))
+        return ReloadOutcome(
+            True, applied=applied, restart_needed=sorted(set(restart)), changed=paths
+        )
 
     def router(self) -> APIRouter:
         """``POST /-/reload`` (Prometheus' path)."""
@@ -125,7 +144,7 @@ class ConfigReloader:
 
         @router.post("/-/reload", summary="Reload the configuration and alert rule files")
         async def reload() -> JSONResponse:
-            outcome = await self.reload()
+            outcome = await self.reload("http")
             return JSONResponse(outcome.as_json(), status_code=200 if outcome.ok else 400)
 
         return router

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
@@ -22,9 +22,11 @@ from gateway.alerting.service import AlertingService
 from gateway.alerting.setup import build_alerting, filesystem_paths, rules_of
 from gateway.api.admin import Readiness, create_admin_app
 from gateway.api.alerts import alerts_router
+from gateway.api.audit import audit_router
 from gateway.api.errors import errors_router
 from gateway.api.health import HealthService, health_router
 from gateway.api.slo import SloCollector, create_slo_router
+from gateway.audit.trail import AuditTrail
 from gateway.components import REGISTRY
 from gateway.config.model import Config
 from gateway.error_tracking.persistence import ErrorStore
@@ -45,6 +47,8 @@ from gateway.receivers.admission import Admission
 from gateway.receivers.hostmetrics import HostMetricsReceiverConfig
 from gateway.registry import Host, ReceiverReport, component_type
 from gateway.reload import ConfigReloader
+from gateway.security.access import AdminAccess
+from gateway.security.auth import Authenticator
 from gateway.selfmetrics import GatewayMetrics
 from gateway.slo.tracker import SloTracker
 from gateway.store import SqliteStore, open_store
@@ -76,7 +80,7 @@ class Gateway:
         )
         self.state: State = "created"
         self.observers: list[Observer] = []
-        self._admin: FastAPI | None = None
+        self._admin: AdminAccess | None = None
         spools = [_spool_directory(name, cfg) for name, cfg in config.exporters.items()]
         rules = rules_of(config.alerting) if config.alerting.enabled else []
         watched = [*data_paths(config), *config.health.system.paths]
@@ -87,6 +91,11 @@ class Gateway:
         if config.errors.enabled:
             tracker = ErrorTracker(config.errors)
             self.errors = ErrorTrackingService(tracker, config.store.flush_interval)
+        # Security: the audit trail (when configured) and who may send and read.
+        self.audit: AuditTrail | None = None
+        if config.audit.enabled:
+            self.audit = AuditTrail.from_config(config.audit, registry=self.registry)
+        self.auth = Authenticator(config.auth, self.registry, audit=self.audit)
         host = Host(
             metrics=self.metrics,
             emit=self.emit,
@@ -97,6 +106,7 @@ class Gateway:
             guard=self._guard,
             store=config.store,
             errors_in_trace=self.errors.groups_in_trace if self.errors else None,
+            auth=self.auth,
         )
         self.queues: dict[str, ExporterQueue] = {}
         for name, cfg in config.exporters.items():
@@ -163,10 +173,16 @@ class Gateway:
         # SIGHUP and POST /-/reload (gateway.reload), when the gateway knows its config source.
         self.reloader: ConfigReloader | None = None
         if reload_config is not None:
-            self.reloader = ConfigReloader(self, reload_config, self.registry)
+            self.reloader = ConfigReloader(self, reload_config, self.registry, self.audit)
             self.admin_routers.append(self.reloader.router())
+        if self.audit is not None:
+            self.admin_routers.append(audit_router(self.audit))
         self.admin_server = EmbeddedServer(
-            "admin", self._admin_app, config.admin.endpoint, self._guard("admin", config.admin)
+            "admin",
+            self.admin_app,
+            config.admin.endpoint,
+            self._guard("admin", config.admin),
+            tls=config.admin.tls,
         )
 
     def _guard(self, listener: str, settings: HttpListenerSettings) -> ConnectionGuard:
@@ -187,10 +203,12 @@ class Gateway:
         """Each receiver's type and health report, by id."""
         return {name: (component_type(name), r.report()) for name, r in self.receivers.items()}
 
-    async def _admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def admin_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The admin listener's ASGI application, behind its access control."""
         # Built on first use, so routes registered after __init__ are included.
         if self._admin is None:
-            self._admin = create_admin_app(self.registry, self.readiness, self.admin_routers)
+            app = create_admin_app(self.registry, self.readiness, self.admin_routers)
+            self._admin = AdminAccess(app, self.auth, self.audit)
         await self._admin(scope, receive, send)
 
     def _routes(self, receiver: str) -> dict[Signal, Router]:
@@ -248,6 +266,8 @@ class Gateway:
         """Bind every port, then start exporters, then receivers."""
         self.state = "starting"
         ensure_fd_budget(self.max_connections())
+        if self.audit is not None:
+            await self.audit.start()
         self.admin_server.bind()
         for receiver in self.receivers.values():
             receiver.bind()
@@ -325,6 +345,8 @@ class Gateway:
         await asyncio.gather(*(q.shutdown(timeout) for q in self.queues.values()))
         await self.admission.stop()
         await self.admin_server.stop(timeout=2.0)
+        if self.audit is not None:
+            await self.audit.stop()
         self.state = "stopped"
         log.info("otelgate stopped")
 

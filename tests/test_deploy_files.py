@@ -13,6 +13,7 @@ import yaml
 
 from exporters.prometheus.pull import PrometheusExporterConfig
 from gateway.config.loading import load_config
+from gateway.config.model import Config
 from gateway.receivers.otlp import OtlpReceiverConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,19 @@ def compose() -> dict:
     return yaml.safe_load((COMPOSE / "docker-compose.yaml").read_text())
 
 
-def test_compose_gateway_config_is_valid_and_scraped_where_it_serves():
-    config = load_config(COMPOSE / "otelgate.yaml", environ={})
+def compose_config(tmp_path: Path) -> Config:
+    """compose/otelgate.yaml, with the token files the `secrets` service makes made here."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    for name in ("ingest", "read", "admin", "grafana-admin"):
+        (secrets / name).write_text(f"{name}-token-made-for-this-test\n")
+    text = (COMPOSE / "otelgate.yaml").read_text().replace("/secrets/", f"{secrets}/")
+    (tmp_path / "otelgate.yaml").write_text(text)
+    return load_config(tmp_path / "otelgate.yaml", environ={})
+
+
+def test_compose_gateway_config_is_valid_and_scraped_where_it_serves(tmp_path):
+    config = compose_config(tmp_path)
     prometheus = config.exporters["prometheus"]
     assert isinstance(prometheus, PrometheusExporterConfig)
     scrape = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())["scrape_configs"]
@@ -41,6 +53,8 @@ def test_compose_prometheus_config_passes_promtool(tmp_path):
     assert promtool, "promtool missing: .ci/run installs Debian's prometheus package"
     # rule_files points inside the container; check the file with that glob made local.
     text = (COMPOSE / "prometheus.yml").read_text().replace("/etc/prometheus/rules", "rules")
+    (tmp_path / "read").write_text("read-token-made-for-this-test\n")
+    text = text.replace("/secrets/read", str(tmp_path / "read"))
     (tmp_path / "prometheus.yml").write_text(text)
     (tmp_path / "rules").mkdir()
     result = subprocess.run(
@@ -50,7 +64,7 @@ def test_compose_prometheus_config_passes_promtool(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_compose_services_mounts_and_ports_are_consistent():
+def test_compose_services_mounts_and_ports_are_consistent(tmp_path):
     stack = compose()
     services = stack["services"]
     assert {"otelgate", "prometheus", "loki", "jaeger", "grafana", "alertmanager"} <= set(services)
@@ -61,7 +75,7 @@ def test_compose_services_mounts_and_ports_are_consistent():
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (COMPOSE / source).exists(), f"{name} mounts missing {source}"
-    config = load_config(COMPOSE / "otelgate.yaml", environ={})
+    config = compose_config(tmp_path)
     published = {p.split(":")[1] for p in services["otelgate"]["ports"]}
     otlp = config.receivers["otlp"]
     assert isinstance(otlp, OtlpReceiverConfig)
@@ -69,6 +83,25 @@ def test_compose_services_mounts_and_ports_are_consistent():
     assert listen | {str(config.admin.port)} <= published
     loki = config.exporters["loki"]
     assert getattr(loki, "endpoint", "").startswith("http://loki:")
+
+
+def test_compose_stack_is_authenticated(tmp_path):
+    """Auth on: the demo services send with the ingest token, Prometheus scrapes with the read
+    token, the admin port is published on localhost only, Grafana has no anonymous admin."""
+    config = compose_config(tmp_path)
+    tokens = {t.token_file.name: t for t in config.auth.tokens if t.token_file is not None}
+    assert tokens["ingest"].scopes == ["ingest"]
+    assert tokens["read"].scopes == ["read"] and "admin" in tokens["admin"].scopes
+    services = compose()["services"]
+    for name in ("payments", "checkout", "frontend"):
+        command = " ".join(services[name]["entrypoint"])
+        assert "authorization=Bearer%20$$(cat /secrets/ingest)" in command, name
+    scrape = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())["scrape_configs"]
+    assert all(job["authorization"] == {"credentials_file": "/secrets/read"} for job in scrape)
+    assert f"127.0.0.1:{config.admin.port}:{config.admin.port}" in services["otelgate"]["ports"]
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana.get("GF_AUTH_ANONYMOUS_ORG_ROLE") != "Admin"
 
 
 @pytest.mark.parametrize("signal", ["traces", "metrics", "logs"])

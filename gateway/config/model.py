@@ -1,6 +1,6 @@
 """The top-level configuration model: the component sections, ``service`` and the gateway's
 own sections (``admin``, ``logging``, ``health``, ``slos``, ``store``, ``alerting``,
-``errors``).
+``errors``, ``auth``, ``audit``).
 
 Component configs are not listed here: each ``receivers``/``processors``/``exporters`` entry
 is validated by the model its type's factory declares in :data:`gateway.components.REGISTRY`.
@@ -13,12 +13,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from gateway.alerting.config import AlertingConfig
+from gateway.audit.config import AuditConfig
 from gateway.components import REGISTRY
 from gateway.config.values import Duration, StrictModel
 from gateway.error_tracking.config import ErrorTrackingConfig
 from gateway.health.config import HealthConfig
 from gateway.listeners.settings import HttpListenerSettings
 from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
+from gateway.security.auth_config import AuthConfig
 from gateway.slo.section import SloList
 from gateway.store.config import StoreConfig
 
@@ -82,6 +84,8 @@ class Config(StrictModel):
     health: HealthConfig = HealthConfig()
     alerting: AlertingConfig = AlertingConfig()
     errors: ErrorTrackingConfig = ErrorTrackingConfig()
+    auth: AuthConfig = AuthConfig()
+    audit: AuditConfig = AuditConfig()
 
     @field_validator("receivers", "processors", "exporters", mode="before")
     @classmethod
@@ -107,5 +111,5 @@ KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.
 SINGLE_SECTIONS: dict[str, type[BaseModel]] = {
     "service": ServiceConfig, "admin": AdminConfig, "logging": LoggingConfig,
     "health": HealthConfig, "slos": SloList, "store": StoreConfig, "alerting": AlertingConfig,
-    "errors": ErrorTrackingConfig,
+    "errors": ErrorTrackingConfig, "auth": AuthConfig, "audit": AuditConfig,
 }  # fmt: skip

@@ -23,6 +23,12 @@ It overrides these hooks of uvicorn's ``HttpToolsProtocol`` (checked against uvi
 ``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``, ``on_body``,
 ``on_message_complete``, and ``on_response_complete``, ``send_400_response`` and
 ``timeout_keep_alive_handler``; ``tests/gateway/test_http_guard.py`` drives each of them.
+
+On a TLS listener :class:`TlsHttpProtocol` adds the ASGI TLS extension to each request's scope
+(``scope["extensions"]["tls"]``: the verified client certificate's subject, the TLS version;
+:func:`gateway.security.tls.asgi_tls_extension`), read once per connection. A plaintext
+listener uses :class:`GuardedHttpProtocol` itself, so TLS costs it nothing per request. The
+guard's deadlines start once the handshake is done: asyncio bounds the handshake itself (60 s).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.listeners.connection_metrics import ConnectionMetrics
 from gateway.listeners.settings import HttpListenerSettings
+from gateway.security.tls import asgi_tls_extension
 
 log = logging.getLogger("otelgate.listener")
 
@@ -81,9 +88,11 @@ class ConnectionGuard:
         self._last_warning = -WARN_EVERY
         self._refused_since_warning = 0
 
-    def protocol_class(self) -> type[GuardedHttpProtocol]:
-        """The uvicorn protocol class for this listener (``uvicorn.Config(http=...)``)."""
-        return type("GuardedHttpProtocol", (GuardedHttpProtocol,), {"guard": self})
+    def protocol_class(self, tls: bool = False) -> type[GuardedHttpProtocol]:
+        """The uvicorn protocol class for this listener (``uvicorn.Config(http=...)``);
+        ``tls`` when it serves TLS (the requests' scopes then carry the TLS extension)."""
+        base = TlsHttpProtocol if tls else GuardedHttpProtocol
+        return type(base.__name__, (base,), {"guard": self})
 
     def watch(self, connections: set[Any]) -> None:
         """Report the size of uvicorn's connection set as the open-connections gauge."""
@@ -253,3 +262,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.write(_reply(408, "Request Timeout"))
         self.guard.closed(reason)
         self.transport.close()
+
+
+class TlsHttpProtocol(GuardedHttpProtocol):
+    """:class:`GuardedHttpProtocol` on a TLS listener: each request's scope has the ASGI TLS
+    extension (``scope["extensions"]["tls"]``) of its connection."""
+
+    _tls: dict[object, object] | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self._refused_at_start:  # the handshake is done: the peer's certificate is known
+            found = asgi_tls_extension(transport.get_extra_info("ssl_object"))
+            self._tls = {key: value for key, value in found.items()}
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._tls is not None:  # a copy per request: an app may change its scope
+            self.scope.setdefault("extensions", {})["tls"] = self._tls.copy()

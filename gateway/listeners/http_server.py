@@ -5,6 +5,8 @@ endpoint, before anything else starts) and hands it to uvicorn. uvicorn's own si
 is switched off: SIGTERM belongs to the gateway, which stops receivers, drains the exporter
 queues and only then exits. Each server has its own connection cap and read timeouts
 (:mod:`gateway.listeners.http_guard`), so a full OTLP listener leaves the admin listener answering.
+With ``tls`` settings the server speaks TLS (mTLS with ``client_ca_file``) and, with
+``reload_interval``, picks up replaced certificate files (:mod:`gateway.security.tls_context`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from gateway.listeners.http_guard import ConnectionGuard
+from gateway.security.tls import TlsSettings
+from gateway.security.tls_context import ServerTls
 
 
 class _QuietServer(uvicorn.Server):
@@ -49,13 +53,22 @@ def bind(endpoint: str) -> socket.socket:
 
 
 class EmbeddedServer:
-    """One uvicorn server for one ASGI app on one endpoint, within ``guard``'s limits."""
+    """One uvicorn server for one ASGI app on one endpoint, within ``guard``'s limits; over
+    TLS when ``tls`` is given."""
 
-    def __init__(self, name: str, app: ASGIApp, endpoint: str, guard: ConnectionGuard) -> None:
+    def __init__(
+        self,
+        name: str,
+        app: ASGIApp,
+        endpoint: str,
+        guard: ConnectionGuard,
+        tls: TlsSettings | None = None,
+    ) -> None:
         self.name = name
         self.endpoint = endpoint
         self._app = app
         self._guard = guard
+        self.tls = ServerTls(name, tls) if tls is not None else None
         self._socket: socket.socket | None = None
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -70,21 +83,27 @@ class EmbeddedServer:
         self._socket = bind(self.endpoint)
 
     async def start(self) -> None:
-        """Serve on the bound socket; returns once uvicorn is accepting connections."""
+        """Serve on the bound socket; returns once uvicorn is accepting connections. OSError
+        when the TLS files cannot be used (naming the file)."""
         if self._socket is None:
             self.bind()
         assert self._socket is not None
+        if self.tls is not None:
+            self.tls.load()
         config = uvicorn.Config(
             self._app,
             log_config=None,
             access_log=False,
             lifespan="off",
             interface="asgi3",
-            http=self._guard.protocol_class(),
+            http=self._guard.protocol_class(tls=self.tls is not None),
             ws="none",  # an upgraded connection would leave the guard's accounting
             server_header=False,
             timeout_graceful_shutdown=5,
         )
+        if self.tls is not None:
+            config.load()  # serve() keeps a loaded config: its SSLContext is the listener's own
+            config.ssl = self.tls.ssl_context()
         self._server = _QuietServer(config)
         self._guard.watch(self._server.server_state.connections)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
@@ -93,9 +112,13 @@ class EmbeddedServer:
                 self._task.result()  # re-raise why uvicorn stopped
                 raise RuntimeError(f"{self.name} server stopped during start-up")
             await asyncio.sleep(0.01)
+        if self.tls is not None:
+            await self.tls.start()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting; let requests in progress finish for up to ``timeout`` s."""
+        if self.tls is not None:
+            await self.tls.stop()
         if self._server is None or self._task is None:
             if self._socket is not None:
                 self._socket.close()

@@ -3,6 +3,7 @@
 Every listener caps its connections and closes the ones that stall or idle, so idle or slow
 clients cannot take every file descriptor of the process. The gRPC keepalive settings are
 shaped like the Collector's (``keepalive.server_parameters`` / ``enforcement_policy``).
+``tls`` serves TLS or mTLS with the Collector's keys (:mod:`gateway.security.tls`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gateway.config.values import Duration, ListenEndpoint, StrictModel
+from gateway.security.tls import GrpcTlsSettings, TlsSettings
 
 
 class HttpListenerSettings(ListenEndpoint):
@@ -20,6 +22,7 @@ class HttpListenerSettings(ListenEndpoint):
     read_body_timeout: Duration = Field(default=30.0, gt=0)
     idle_timeout: Duration = Field(default=60.0, gt=0)
     max_request_header_size: int = Field(default=64 * 1024, ge=1024)
+    tls: TlsSettings | None = None
 
 
 class GrpcServerParameters(StrictModel):
@@ -53,3 +56,4 @@ class GrpcListenerSettings(ListenEndpoint):
     max_concurrent_streams: int = Field(default=100, gt=0)
     handshake_timeout: Duration = Field(default=10.0, gt=0)
     keepalive: GrpcKeepalive = GrpcKeepalive()
+    tls: GrpcTlsSettings | None = None

@@ -7,11 +7,8 @@ Shaped like the Collector's resource processor, so gateway-level enrichment such
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from pydantic import (
     Field,
     field_validator,
@@ -21,47 +18,11 @@ from pydantic import (
 from gateway.config.values import (
     StrictModel,
 )
-from gateway.otlp.batch import Batch, resources_of
-from gateway.otlp.wire import WireError, replace_resources
+from gateway.otlp.batch import Batch
+from gateway.otlp.resource_attributes import AttributeAction, set_resource_attributes
 from gateway.registry import ALL_SIGNALS, ComponentFactory, Host
 
-Action = Literal["insert", "update", "upsert", "delete"]
-AttributeValue = str | int | float | bool
-
-
-@dataclass(frozen=True, slots=True)
-class AttributeAction:
-    """One change to apply to every resource."""
-
-    key: str
-    action: Action
-    value: AttributeValue | None = None
-
-
-def any_value(value: AttributeValue) -> AnyValue:
-    """An OTLP ``AnyValue`` holding a Python scalar."""
-    if isinstance(value, bool):  # before int: bool is an int in Python
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(string_value=str(value))
-
-
-def _apply(resource: Resource, actions: Sequence[AttributeAction]) -> None:
-    attributes = resource.attributes
-    for act in actions:
-        index = next((i for i, kv in enumerate(attributes) if kv.key == act.key), None)
-        if act.action == "delete":
-            if index is not None:
-                del attributes[index]
-            continue
-        assert act.value is not None
-        if index is None and act.action in ("insert", "upsert"):
-            attributes.append(KeyValue(key=act.key, value=any_value(act.value)))
-        elif index is not None and act.action in ("update", "upsert"):
-            attributes[index].value.CopyFrom(any_value(act.value))
+__all__ = ["AttributeAction", "ResourceProcessor", "ResourceProcessorConfig"]
 
 
 class ResourceProcessor:
@@ -80,19 +41,7 @@ class ResourceProcessor:
         """Nothing to stop."""
 
     def process(self, batch: Batch) -> Batch:
-        resources = list(resources_of(batch))
-        for resource in resources:
-            _apply(resource, self.actions)
-        if batch.encoded is not None:
-            # Splice the re-encoded resources into the received bytes instead of encoding
-            # every item again (see gateway/wire.py); the item count is unchanged.
-            try:
-                batch.encoded = replace_resources(
-                    batch.encoded, [r.SerializeToString() for r in resources]
-                )
-            except WireError:  # framing this module does not read (e.g. groups): re-encode
-                batch.encoded = None
-        return batch
+        return set_resource_attributes(batch, self.actions)
 
 
 class ResourceAction(StrictModel):

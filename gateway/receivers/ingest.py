@@ -28,7 +28,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from gateway.errors import BadRequestError, NoPipelineError, RefusedError, TooLargeError
+from gateway.errors import (
+    BadRequestError,
+    NoPipelineError,
+    RateLimitedError,
+    RefusedError,
+    TooLargeError,
+)
 from gateway.observers import Observer, notify
 from gateway.otlp.batch import Batch, ExportRequest, Signal, census, count_items
 from gateway.otlp.json_codec import decode_json
@@ -37,6 +43,7 @@ from gateway.otlp.validation import Rejection, validate
 from gateway.otlp.wire import WireError
 from gateway.pipeline import Router
 from gateway.receivers.admission import Admission
+from gateway.security.auth import ANONYMOUS, Authenticator, Identity
 from gateway.selfmetrics import GatewayMetrics
 
 Encoding = Literal["protobuf", "json"]
@@ -45,6 +52,11 @@ FAST_PATH_ENTRIES = 10_000
 # Large requests are decoded here, two at a time: enough to keep a core busy while the loop
 # serves the other; a third waits (its body is already counted by the in-flight budget).
 _DECODER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="otelgate-decode")
+
+# Refusal reasons Ingest.router() and Ingest.identify() count themselves when they raise.
+COUNTED_ON_REFUSAL = frozenset(
+    {"no_pipeline", "unauthenticated", "permission_denied", "rate_limited"}
+)
 
 ExportResponse = (
     ExportTraceServiceResponse | ExportMetricsServiceResponse | ExportLogsServiceResponse
@@ -128,8 +140,10 @@ class Ingest:
         metrics: GatewayMetrics,
         observers: Sequence[Observer] = (),
         admission: Admission | None = None,
+        auth: Authenticator | None = None,
     ) -> None:
         self.transport = transport
+        self.auth = auth
         self.routers = dict(routers)
         self.metrics = metrics
         # Shared by every receiver of the gateway; a receiver on its own gets one without limits.
@@ -150,8 +164,43 @@ class Ingest:
             raise error
         return router
 
-    async def receive(self, signal: Signal, body: bytes, encoding: Encoding) -> ExportResponse:
-        """Decode, validate and route one request body (see the module docstring).
+    def identify(
+        self,
+        signal: Signal,
+        authorization: str | None,
+        subject: str | None,
+        peer: str | None = None,
+    ) -> Identity:
+        """The caller's identity, if it may send (``ingest`` scope) and is not over its rate
+        limit already; else raises :class:`RefusedError` (counted per request)."""
+        if self.auth is None or not self.auth.enabled:
+            return ANONYMOUS
+        try:
+            identity = self.auth.authenticate(
+                authorization, subject, scope="ingest", transport=self.transport, peer=peer
+            )
+            # A bucket in debt refuses before the body is read; a cost of 0 fits otherwise.
+            self.auth.charge(identity, signal.value, 0, 0, self.transport)
+        except RefusedError as exc:
+            self.refuse(signal, exc.reason)
+            raise
+        return identity
+
+    def _charge(self, identity: Identity, signal: Signal, items: int, nbytes: int) -> None:
+        """Charge the identity's rate limits for a decoded request (refusal counted)."""
+        if self.auth is None or not identity.limits:
+            return
+        try:
+            self.auth.charge(identity, signal.value, items, nbytes, self.transport)
+        except RateLimitedError as exc:
+            self.refuse(signal, exc.reason, items)
+            raise
+
+    async def receive(
+        self, signal: Signal, body: bytes, encoding: Encoding, identity: Identity = ANONYMOUS
+    ) -> ExportResponse:
+        """Decode, validate and route one request body (see the module docstring) sent by
+        ``identity`` (see :meth:`identify`).
 
         Raises :class:`RefusedError` to refuse it whole; refusals are counted here.
         """
@@ -161,18 +210,20 @@ class Ingest:
                 request = decode(signal, body, encoding)
                 items = census(signal, request, FAST_PATH_ENTRIES)
                 if items is not None:
+                    self._charge(identity, signal, items, len(body))
                     raw = body if encoding == "protobuf" else None
-                    return await self.export(signal, request, raw, len(body), items)
+                    return await self.export(signal, request, raw, len(body), items, identity)
                 del request  # too many entries for the loop: decoded again, in pieces
             loop = asyncio.get_running_loop()
             pieces = await loop.run_in_executor(_DECODER, decode_pieces, signal, body, encoding)
         except (BadRequestError, TooLargeError) as exc:  # undecodable: nothing was counted
             self.refuse(signal, exc.reason)
             raise
-        return await self._export_pieces(signal, router, pieces)
+        self._charge(identity, signal, sum(p.items for p in pieces), len(body))
+        return await self._export_pieces(signal, router, pieces, identity)
 
     async def _export_pieces(
-        self, signal: Signal, router: Router, pieces: list[Piece]
+        self, signal: Signal, router: Router, pieces: list[Piece], identity: Identity
     ) -> ExportResponse:
         rejection = Rejection()
         for piece in pieces:
@@ -189,6 +240,8 @@ class Ingest:
             if not piece.items:
                 continue
             batch = Batch(signal, piece.request, piece.items, piece.encoded, piece.nbytes)
+            if identity.stamp:
+                Authenticator.stamp(identity, batch)
             try:
                 await router.consume(batch, checked=True)
             except RefusedError as exc:  # shutting down, or a spool that cannot write
@@ -197,6 +250,8 @@ class Ingest:
             accepted.inc(piece.items)
             notify(self.observers, batch)
             await asyncio.sleep(0)  # let the loop serve others between pieces
+        if self.auth is not None:
+            self.auth.accepted(identity, signal.value, items - rejection.count, self.transport)
         return build_response(signal, rejection.count, rejection.message)
 
     def refuse(self, signal: Signal, reason: str, items: int | None = None) -> None:
@@ -215,10 +270,11 @@ class Ingest:
         encoded: bytes | None,
         nbytes: int | None = None,
         items: int | None = None,
+        identity: Identity = ANONYMOUS,
     ) -> ExportResponse:
         """Validate and route one decoded request (``nbytes``: the size it arrived with;
-        ``items``: its items before validation, if counted). Raises :class:`RefusedError` to
-        refuse it whole."""
+        ``items``: its items before validation, if counted) sent by ``identity``, whose
+        resource attributes it gets. Raises :class:`RefusedError` to refuse it whole."""
         router = self.router(signal)
         rejection = validate(signal, request)
         # Validation removes exactly the items it rejects (and item-less groups).
@@ -231,6 +287,8 @@ class Ingest:
             batch.encoded = encoded
         self.refuse(signal, "invalid", rejection.count)
         if batch.items:
+            if identity.stamp:
+                Authenticator.stamp(identity, batch)
             try:
                 await router.consume(batch)
             except RefusedError as exc:
@@ -238,4 +296,6 @@ class Ingest:
                 raise
             self.metrics.receiver_accepted.labels(signal.value, self.transport).inc(batch.items)
             notify(self.observers, batch)
+        if self.auth is not None:
+            self.auth.accepted(identity, signal.value, batch.items, self.transport)
         return build_response(signal, rejection.count, rejection.message)

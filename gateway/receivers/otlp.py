@@ -83,7 +83,9 @@ class OtlpReceiver:
         routers = host.routes(name)
         grpc_cfg, http_cfg = config.protocols.grpc, config.protocols.http
         if grpc_cfg is not None:
-            ingest = Ingest("grpc", routers, host.metrics, host.observers, host.admission)
+            ingest = Ingest(
+                "grpc", routers, host.metrics, host.observers, host.admission, host.auth
+            )
             self.grpc = OtlpGrpcReceiver(
                 ingest,
                 grpc_cfg.endpoint,
@@ -92,17 +94,22 @@ class OtlpReceiver:
                 options=server_options(grpc_cfg),
                 metrics=host.metrics.connections,
                 max_connections=grpc_cfg.max_connections,
+                tls=grpc_cfg.tls,
             )
         if http_cfg is not None:
             if host.guard is None:
                 raise ValueError("the otlp receiver needs the host's connection guard")
-            ingest = Ingest("http", routers, host.metrics, host.observers, host.admission)
+            ingest = Ingest(
+                "http", routers, host.metrics, host.observers, host.admission, host.auth
+            )
             http = OtlpHttpReceiver(
                 ingest, http_cfg.max_request_body_size, http_cfg.max_decompressed_size
             )
             listener = f"{name}/http"
             guard = host.guard(listener, http_cfg)
-            self.http = EmbeddedServer(listener, http.app(), http_cfg.endpoint, guard)
+            self.http = EmbeddedServer(
+                listener, http.app(), http_cfg.endpoint, guard, tls=http_cfg.tls
+            )
 
     def bind(self) -> None:
         """Take the HTTP port now (grpc binds in start)."""

@@ -18,8 +18,11 @@ from gateway.errors import RefusedError
 from gateway.listeners.connection_metrics import ConnectionMetrics
 from gateway.listeners.grpc_limits import channelz_server_ids, connection_counter
 from gateway.otlp.batch import Signal
-from gateway.receivers.ingest import Ingest
+from gateway.receivers.ingest import COUNTED_ON_REFUSAL, Ingest
 from gateway.receivers.status import refusal_status
+from gateway.security.auth import ANONYMOUS, Identity
+from gateway.security.tls import GrpcTlsSettings, peer_subject_from_grpc
+from gateway.security.tls_context import ServerTls
 
 log = logging.getLogger("otelgate.receiver.grpc")
 
@@ -28,6 +31,7 @@ SERVICES = {
     Signal.METRICS: "opentelemetry.proto.collector.metrics.v1.MetricsService",
     Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
 }
+
 
 Handler = Callable[[bytes, grpc.aio.ServicerContext[bytes, bytes]], Awaitable[bytes]]
 
@@ -45,6 +49,7 @@ class OtlpGrpcReceiver:
         options: list[tuple[str, int]] | None = None,
         metrics: ConnectionMetrics | None = None,
         max_connections: int = 0,
+        tls: GrpcTlsSettings | None = None,
     ) -> None:
         self.ingest = ingest
         self.endpoint = endpoint
@@ -53,20 +58,22 @@ class OtlpGrpcReceiver:
         self.options = options or []
         self._metrics = metrics
         self._max_connections = max_connections
+        self.tls = ServerTls(name, tls) if tls is not None else None
         self.server: grpc.aio.Server | None = None
         self.port: int | None = None
 
     def _handler(self, signal: Signal) -> Handler:
         async def export(body: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
             try:
+                identity = self._identify(signal, context)
                 self.ingest.router(signal)
                 ticket = self.ingest.admission.admit(len(body))
             except RefusedError as exc:
-                if exc.reason != "no_pipeline":  # router() counted that one
+                if exc.reason not in COUNTED_ON_REFUSAL:
                     self.ingest.refuse(signal, exc.reason)
                 await self._abort(context, exc)
             try:
-                response = await self.ingest.receive(signal, body, "protobuf")
+                response = await self.ingest.receive(signal, body, "protobuf", identity)
             except RefusedError as exc:  # ingest counted it
                 await self._abort(context, exc)
             finally:
@@ -74,6 +81,18 @@ class OtlpGrpcReceiver:
             return response.SerializeToString()
 
         return export
+
+    def _identify(
+        self, signal: Signal, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> Identity:
+        """Who sends (``authorization`` metadata or client certificate), when auth is on."""
+        auth = self.ingest.auth
+        if auth is None or not auth.enabled:
+            return ANONYMOUS
+        metadata = context.invocation_metadata() or ()
+        authorization = next((str(v) for k, v in metadata if k == "authorization"), None)
+        subject = peer_subject_from_grpc(context) if authorization is None else None
+        return self.ingest.identify(signal, authorization, subject, context.peer())
 
     async def _abort(
         self, context: grpc.aio.ServicerContext[bytes, bytes], error: RefusedError
@@ -87,7 +106,10 @@ class OtlpGrpcReceiver:
         )
 
     async def start(self) -> None:
-        """Bind and start serving; raises OSError with the endpoint when it cannot bind."""
+        """Bind and start serving (over TLS when configured); raises OSError with the endpoint
+        when it cannot bind, or naming the file when the TLS files cannot be used."""
+        if self.tls is not None:
+            self.tls.load()
         options = [
             *self.options,
             ("grpc.max_receive_message_length", self.max_recv_msg_size),
@@ -105,7 +127,10 @@ class OtlpGrpcReceiver:
             handlers[service] = grpc.method_handlers_generic_handler(service, {"Export": method})
         server.add_generic_rpc_handlers(tuple(handlers.values()))
         try:
-            port = server.add_insecure_port(self.endpoint)
+            if self.tls is not None:
+                port = server.add_secure_port(self.endpoint, self.tls.grpc_credentials())
+            else:
+                port = server.add_insecure_port(self.endpoint)
         except RuntimeError as exc:
             raise OSError(f"cannot listen for OTLP/gRPC on {self.endpoint}: {exc}") from exc
         if port == 0:
@@ -113,8 +138,12 @@ class OtlpGrpcReceiver:
         self.port = port
         await server.start()
         self.server = server
+        if self.tls is not None:
+            await self.tls.start()
 
     async def stop(self, grace: float) -> None:
         """Stop taking new calls; let calls in progress finish for up to ``grace`` s."""
+        if self.tls is not None:
+            await self.tls.stop()
         if self.server is not None:
             await self.server.stop(grace)

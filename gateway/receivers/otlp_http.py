@@ -27,8 +27,9 @@ from gateway.errors import RefusedError, TooLargeError, UnsupportedMediaTypeErro
 from gateway.otlp.batch import Signal
 from gateway.otlp.json_codec import encode_json
 from gateway.receivers.admission import Ticket
-from gateway.receivers.ingest import Ingest
+from gateway.receivers.ingest import COUNTED_ON_REFUSAL, Ingest
 from gateway.receivers.status import plain_status, refusal_status, retry_after_header
+from gateway.security.auth import ANONYMOUS, Identity
 
 log = logging.getLogger("otelgate.receiver.http")
 
@@ -42,7 +43,7 @@ async def read_body(request: Request, limit: int, ticket: Ticket) -> bytes:
     """The request body, refusing with 413 as soon as it is known to exceed ``limit``; the
     bytes are held on ``ticket`` as they arrive (a declared length is held up front)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
+    if declared is not None and declared.isascii() and declared.isdigit():
         if int(declared) > limit:
             raise TooLargeError(f"request body of {declared} bytes exceeds the limit of {limit}")
         ticket.grow(int(declared))
@@ -85,7 +86,11 @@ class OtlpHttpReceiver:
     def app(self) -> ASGIApp:
         """The ASGI application: the three OTLP paths, in front of a FastAPI app."""
         app = FastAPI(
-            title="otelgate OTLP/HTTP receiver", docs_url=None, redoc_url=None, openapi_url=None
+            title="otelgate OTLP/HTTP receiver",
+            docs_url=None,
+            redoc_url=None,
+            openapi_url=None,
+            redirect_slashes=False,  # /v1/traces/ is a 404 Status, not a redirect to Host
         )
         app.add_exception_handler(HTTPException, self._http_error)  # type: ignore[arg-type]
         for signal in Signal:
@@ -117,6 +122,7 @@ class OtlpHttpReceiver:
         """Admit, read, decompress, ingest and answer one export request."""
         kind = media_type(request)
         try:
+            identity = self._identify(signal, request)  # first: strangers learn nothing
             if kind is None:
                 raise UnsupportedMediaTypeError(
                     f"unsupported Content-Type {request.headers.get('content-type')!r}; "
@@ -125,16 +131,28 @@ class OtlpHttpReceiver:
             self.ingest.router(signal)  # no pipeline: refused before the body is read
             ticket = self.ingest.admission.admit()
         except RefusedError as exc:  # refused before ingest: counted per request
-            if exc.reason != "no_pipeline":  # router() counted that one
+            if exc.reason not in COUNTED_ON_REFUSAL:
                 self.ingest.refuse(signal, exc.reason)
             return self._refusal(exc, kind or JSON)
         try:
-            return await self._admitted(signal, request, kind, ticket)
+            return await self._admitted(signal, request, kind, ticket, identity)
         finally:
             ticket.release()
 
+    def _identify(self, signal: Signal, request: Request) -> Identity:
+        """Who sends (bearer token or client certificate), when authentication is on."""
+        auth = self.ingest.auth
+        if auth is None or not auth.enabled:
+            return ANONYMOUS
+        tls = request.scope.get("extensions", {}).get("tls") or {}
+        client = request.scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else None
+        return self.ingest.identify(
+            signal, request.headers.get("authorization"), tls.get("client_cert_name"), peer
+        )
+
     async def _admitted(
-        self, signal: Signal, request: Request, kind: str, ticket: Ticket
+        self, signal: Signal, request: Request, kind: str, ticket: Ticket, identity: Identity
     ) -> Response:
         try:
             body = await self._body(request, ticket)
@@ -146,7 +164,7 @@ class OtlpHttpReceiver:
             return Response(status_code=400)
         try:
             response = await self.ingest.receive(
-                signal, body, "json" if kind == JSON else "protobuf"
+                signal, body, "json" if kind == JSON else "protobuf", identity
             )
         except RefusedError as exc:  # ingest counted it
             return self._refusal(exc, kind)
@@ -191,9 +209,12 @@ class OtlpHttpReceiver:
             log.error("refused export: %s", error)
         else:
             log.debug("refused export (%d): %s", error.http_status, error)
+        headers = retry_after_header(error)
+        if error.http_status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="otelgate"'
         return Response(
             _encode(refusal_status(error), kind),
             status_code=error.http_status,
             media_type=kind,
-            headers=retry_after_header(error),
+            headers=headers,
         )

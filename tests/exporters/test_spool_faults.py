@@ -198,7 +198,7 @@ async def test_readiness_and_health_say_why_while_the_spool_cannot_write(
     sink.stop()
     gateway = await gateway_with_spool(directory, sink)
     admin = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=gateway._admin_app), base_url="http://admin"
+        transport=httpx.ASGITransport(app=gateway.admin_app), base_url="http://admin"
     )
     otlp = httpx.AsyncClient(
         base_url=f"http://127.0.0.1:{gateway.http_servers[0].port}", timeout=10

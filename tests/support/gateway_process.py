@@ -62,6 +62,8 @@ class GatewayProcess:
         self.log_path = workdir / "otelgate.log"
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        # Sent with admin requests (a read token when the config turns on authentication).
+        self.admin_headers: dict[str, str] = {}
 
     @property
     def grpc_endpoint(self) -> str:
@@ -94,11 +96,12 @@ class GatewayProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, name: str, /, **labels: str) -> float:
         """One sample from the gateway's ``/metrics`` (0 when absent)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        text = httpx.get(f"{self.admin_url}/metrics", timeout=5).text
+        response = httpx.get(f"{self.admin_url}/metrics", headers=self.admin_headers, timeout=5)
+        text = response.raise_for_status().text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == name and all(

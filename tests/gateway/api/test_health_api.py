@@ -42,7 +42,7 @@ def config_text(tmp_path: Path, **health: Any) -> str:
 class Running:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        transport = httpx.ASGITransport(app=gateway._admin_app)
+        transport = httpx.ASGITransport(app=gateway.admin_app)
         self.client = httpx.AsyncClient(transport=transport, base_url="http://admin")
 
     def observe(self, service: str, spans: int = 3, errors: int = 0) -> None:

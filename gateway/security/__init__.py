@@ -1,0 +1,1 @@
+"""Transport security, authentication, per-token limits."""
