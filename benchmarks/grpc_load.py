@@ -34,9 +34,16 @@ METHODS = {
 
 
 async def drive(
-    target: str, method: str, bodies: list[bytes], duration: float, rate: float, concurrency: int
+    target: str,
+    method: str,
+    bodies: list[bytes],
+    duration: float,
+    rate: float,
+    concurrency: int,
+    authorization: str | None = None,
 ) -> dict[str, object]:
-    """Run the load; return the counts."""
+    """Run the load (with ``authorization`` metadata when given); return the counts."""
+    metadata = (("authorization", authorization),) if authorization else None
     options = [("grpc.max_send_message_length", 256 * 2**20)]
     errors: Counter[str] = Counter()
     ok = late = 0
@@ -53,7 +60,7 @@ async def drive(
         async def one(body: bytes) -> None:
             nonlocal ok
             try:
-                await call(body, timeout=30)
+                await call(body, timeout=30, metadata=metadata)
                 ok += 1
             except grpc.aio.AioRpcError as exc:
                 errors[exc.code().name] += 1
@@ -93,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s; 0 = max")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--offset", type=int, default=0, help="first body to send")
+    parser.add_argument("--authorization", help="authorization metadata (Bearer <token>)")
     args = parser.parse_args(argv)
     index = load(args.payloads)
     if index is None:
@@ -102,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.time()
     result = asyncio.run(
         drive(args.target, METHODS[args.signal], bodies, args.duration, args.rate,
-              args.concurrency)
+              args.concurrency, args.authorization)
     )  # fmt: skip
     result["began"] = began
     print(json.dumps(result), flush=True)

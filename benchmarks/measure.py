@@ -125,6 +125,8 @@ def _driver(target: Target, load: Load, index: Index) -> tuple[list[str], dict[s
             "--payloads", str(index.directory), "--duration", str(load.seconds),
             "--rate", str(load.rate), "--concurrency", str(load.connections),
         ]  # fmt: skip
+        if target.authorization:
+            command += ["--authorization", target.authorization]
         return command, {}
     encoding = "json" if load.transport == "http/json" else "pb"
     body_set = index.get(load.signal, encoding)
@@ -137,6 +139,8 @@ def _driver(target: Target, load: Load, index: Index) -> tuple[list[str], dict[s
         "BENCH_SECONDS": str(load.seconds),
         "BENCH_THREADS": "1",
     }
+    if target.authorization:
+        env["BENCH_AUTHORIZATION"] = target.authorization
     backstop = int(load.seconds + 60)
     command = ["wrk", "-t1", f"-c{load.connections}", f"-d{backstop}s", "--timeout", "20s",
                "-s", str(LUA), f"http://127.0.0.1:{target.http_port}"]  # fmt: skip

@@ -4,6 +4,7 @@
 --   BENCH_DATA, BENCH_SIZES  the concatenated bodies and their sizes, one a line
 --   BENCH_PATH               /v1/traces, /v1/logs or /v1/metrics
 --   BENCH_CONTENT_TYPE       application/x-protobuf or application/json
+--   BENCH_AUTHORIZATION      optional Authorization header value (a bearer token)
 --   BENCH_RATE               total requests per second (0 = as fast as the connections go)
 --   BENCH_SECONDS            how long to start requests; then the thread waits for the
 --                            answers still outstanding and stops wrk (SIGINT to its main
@@ -45,6 +46,9 @@ non2xx = 0 -- global: done() reads it from every thread
 function init(args)
    local path = os.getenv("BENCH_PATH")
    local headers = { ["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") }
+   if os.getenv("BENCH_AUTHORIZATION") then
+      headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+   end
    local file = assert(io.open(os.getenv("BENCH_DATA"), "rb"))
    local data = file:read("*a")
    file:close()

@@ -80,6 +80,12 @@ def otelgate_command(source: Path | None) -> tuple[list[str], dict[str, str]]:
     return ([found] if found else [sys.executable, "-m", "gateway.cli"]), {}
 
 
+BENCH_TOKEN = "benchmark-token-0123456789abcdef"  # a throwaway: the target listens on loopback
+# Processors that run with default settings but are not part of the default pipeline: ``full``
+# leaves them out, ``full-<name>`` adds them.
+OPT_IN = frozenset({"redaction"})
+
+
 @dataclass
 class Target:
     """One running collector: where it listens and how much CPU and memory it has used."""
@@ -99,6 +105,17 @@ class Target:
     @property
     def name(self) -> str:
         return f"{self.product}/{self.config}"
+
+    @property
+    def authorization(self) -> str | None:
+        """The ``Authorization`` value clients send (configs with ``-auth``), else None."""
+        if self.product == "otelgate" and "auth" in self.config.split("-")[1:]:
+            return f"Bearer {BENCH_TOKEN}"
+        return None
+
+    def admin_headers(self) -> dict[str, str]:
+        """Headers for the admin listener (the token has the read scope too)."""
+        return {"authorization": self.authorization} if self.authorization else {}
 
     @property
     def exporters(self) -> int:
@@ -156,7 +173,8 @@ class Target:
         exporter."""
         if self.product != "otelgate":
             return {}
-        text = httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10).text
+        url = f"http://127.0.0.1:{self.admin_port}/metrics"
+        text = httpx.get(url, headers=self.admin_headers(), timeout=10).text
         names = {
             "otelgate_exporter_sent_items_total": "sent",
             "otelgate_exporter_dropped_items_total": "dropped",
@@ -253,9 +271,11 @@ def processor_types(source: Path | None) -> dict[str, bool]:
 def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
     """The otelgate configuration of ``kind`` for ``target``: ``forward``, ``full`` (the
     default pipeline's work: processors, observers, alerting, error tracking, the store
-    exporter), or ``full`` without parts, one suffix each: ``-noalerts``, ``-nostore``,
-    ``-noerrors`` (``full-nostore-noerrors``...). Records the active components in
-    ``target.components``."""
+    exporter, and every processor that runs with default settings except the opt-in ones),
+    or ``full`` without parts, one suffix each: ``-noalerts``, ``-nostore``, ``-noerrors``
+    (``full-nostore-noerrors``...), or with opt-in processors: ``-redaction``. ``-auth``
+    (also on ``forward``) turns on bearer-token authentication; the load carries the token.
+    Records the active components in ``target.components``."""
     sink = [f"127.0.0.1:{port}" for port in target.sink_ports]
     plain = {"protocol": "grpc", "compression": "none"}
     config: dict[str, Any] = {
@@ -275,7 +295,17 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
     target.components = ["otlp receiver", "validation", "otlp exporter (gRPC, queue)",
                          "health + SLO observers (always on)",
                          "alerting (default rules) + error tracking (on by default)"]  # fmt: skip
-    if kind == "forward":
+    base, *flags = kind.split("-")
+    allowed = {"auth"} if base == "forward" else {"auth", "noalerts", "nostore", "noerrors",
+                                                  *OPT_IN}  # fmt: skip
+    if base not in ("forward", "full") or set(flags) - allowed:
+        raise ValueError(f"unknown configuration {kind!r}")
+    if "auth" in flags:
+        token = {"name": "bench", "token": BENCH_TOKEN, "scopes": ["ingest", "read"]}
+        config["auth"] = {"tokens": [token]}
+    auth = ["bearer-token auth (name stamped on every resource)"] if "auth" in flags else []
+    if base == "forward":
+        target.components += auth
         return config
     types = processor_types(target.source)
     pipelines = config["service"]["pipelines"]
@@ -292,8 +322,11 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
         config["processors"]["spanmetrics"] = {}
         pipelines["traces"]["processors"].append("spanmetrics")
         components.append("spanmetrics processor")
+    chosen = set(flags)
     for name in sorted(set(types) - {"resource", "spanmetrics"}):  # added since (redaction...)
-        if types[name]:
+        if name in OPT_IN and name not in chosen:
+            components.append(f"({name} processor is opt-in: left out)")
+        elif types[name]:
             config["processors"][name] = {}
             for signal in ("traces", "logs"):
                 pipelines[signal]["processors"].append(name)
@@ -309,10 +342,7 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
          "sli": {"latency": {"threshold": "250ms"}}},
     ]  # fmt: skip
     components += ["hostmetrics receiver", "health observer", "SLO observer (2 SLOs, store)"]
-    without = set(kind.split("-")[1:])
-    if without - {"noalerts", "nostore", "noerrors"}:
-        raise ValueError(f"unknown configuration {kind!r}")
-    if "noalerts" in without:
+    if "noalerts" in chosen:
         config["alerting"] = {"enabled": False}
         components.append("alerting off")
     else:  # the default rules, plus a log_count rule: the one condition counted per item
@@ -321,15 +351,15 @@ def otelgate_config(target: Target, kind: str) -> dict[str, Any]:
                 "severity": "warn", "match": "timeout|refused", "above": 1000, "window": "1m"}},
         }]}  # fmt: skip
         components.append("alerting (default rules + 1 log_count rule with a regex)")
-    if "nostore" not in without:  # logs and spans into SQLite; its queue drops when full
+    if "nostore" not in chosen:  # logs and spans into SQLite; its queue drops when full
         config["exporters"]["store"] = {}
         for signal in ("traces", "logs"):
             pipelines[signal]["exporters"].append("store")
         components.append("store exporter (logs + spans into SQLite, sheds when full)")
-    if "noerrors" in without:
+    if "noerrors" in chosen:
         config["errors"] = {"enabled": False}
         components.append("error tracking off")
     else:
         components.append("error tracking (on by default)")
-    target.components = components
+    target.components = components + auth
     return config
