@@ -47,6 +47,7 @@ from gateway.audit.files import (
     read_tail,
     rotated_files,
     rotated_name,
+    write_all,
 )
 from gateway.audit.metrics import AuditMetrics
 from gateway.audit.resume import AuditError, plan_resume
@@ -294,7 +295,7 @@ class AuditTrail:
         )  # fmt: skip
         line = encode_entry(entry)
         try:
-            _write_all(self._fd, line + b"\n")
+            write_all(self._fd, line + b"\n")
         except OSError as exc:
             self._write_failed(exc)
             return None
@@ -409,10 +410,3 @@ class AuditTrail:
             })  # fmt: skip
         if excess > 0:
             fsync_directory(self.path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]

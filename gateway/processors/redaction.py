@@ -26,7 +26,6 @@ exporters encode the changed request.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,7 +35,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from gateway.otlp.batch import Batch, Signal, resources_of
 from gateway.otlp.validation import remove_indices
@@ -50,6 +49,7 @@ from gateway.processors.redaction_keys import (
     SECRET_KEY,
     KeyRules,
 )
+from gateway.processors.redaction_metrics import redaction_counters
 from gateway.processors.redaction_patterns import BUILTIN_PATTERNS, ValueScanner
 from gateway.registry import ALL_SIGNALS, ComponentFactory, Host
 
@@ -61,29 +61,6 @@ _MAX_DEPTH = 64  # deeper than ingest accepts (docs/limits.md); a deeper value i
 _CLEAN_RESOURCES = 1024  # resources found clean, remembered by their encoding (bounded)
 _CLEAN_RESOURCE_BYTES = 16384
 _DATA_POINT_KINDS = ("gauge", "sum", "histogram", "exponential_histogram", "summary")
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, tuple[Counter, Counter]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def redaction_counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
-    """The registry's ``masked`` and ``dropped`` counters (created once per registry)."""
-    counters = _COUNTERS.get(registry)
-    if counters is None:
-        masked = Counter(
-            "otelgate_redaction_masked",
-            "Values (or parts of values) a redaction processor masked, by rule.",
-            ["processor", "rule"],
-            registry=registry,
-        )
-        dropped = Counter(
-            "otelgate_redaction_dropped",
-            "Attributes a redaction processor dropped, by reason.",
-            ["processor", "reason"],
-            registry=registry,
-        )
-        counters = _COUNTERS[registry] = (masked, dropped)
-    return counters
 
 
 def _never(text: str) -> None:
