@@ -90,14 +90,12 @@ class ConfigReloader:
         """Reload now (reloads never overlap); ``source`` (``sighup``, ``http``) is what the
         audit trail records, with the admin caller's name when there is one."""
         async with self._lock:
-            outcome = await self._reload()
-        if self.audit is not None:
-            details = {
-                "source": source, "ok": outcome.ok, "changed": outcome.changed,
-                "applied": outcome.applied, "restart_needed": outcome.restart_needed,
-                "errors": len(outcome.errors),
-            }  # fmt: skip
-            self.audit.record("config.reload", current_actor.get(), details)
+            try:
+                outcome = await self._reload()
+            except Exception as exc:  # a bug: the attempt is still audited, then it propagates
+                self._audit(source, ReloadOutcome(False, errors=[f"internal error: {exc}"]))
+                raise
+        self._audit(source, outcome)
         if outcome.ok:
             self.successful.set(1)
             self.success_time.set(time.time())
@@ -110,6 +108,15 @@ class ConfigReloader:
             for error in outcome.errors:
                 log.error("reload refused, the running configuration stays: %s", error)
         return outcome
+
+    def _audit(self, source: str, outcome: ReloadOutcome) -> None:
+        if self.audit is not None:
+            details = {
+                "source": source, "ok": outcome.ok, "changed": outcome.changed,
+                "applied": outcome.applied, "restart_needed": outcome.restart_needed,
+                "errors": len(outcome.errors),
+            }  # fmt: skip
+            self.audit.record("config.reload", current_actor.get(), details)
 
     async def _reload(self) -> ReloadOutcome:
         try:

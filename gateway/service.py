@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from exporters.prometheus.pull import PrometheusExporterConfig
 from exporters.queue import ExporterQueue
 from exporters.sending import queue_around
 from exporters.settings import ExporterSettings, QueueSettings
@@ -47,7 +48,7 @@ from gateway.receivers.admission import Admission
 from gateway.receivers.hostmetrics import HostMetricsReceiverConfig
 from gateway.registry import Host, ReceiverReport, component_type
 from gateway.reload import ConfigReloader
-from gateway.security.access import AdminAccess
+from gateway.security.access import AdminAccess, RouteAccess
 from gateway.security.auth import Authenticator
 from gateway.selfmetrics import GatewayMetrics
 from gateway.slo.tracker import SloTracker
@@ -208,7 +209,13 @@ class Gateway:
         # Built on first use, so routes registered after __init__ are included.
         if self._admin is None:
             app = create_admin_app(self.registry, self.readiness, self.admin_routers)
-            self._admin = AdminAccess(app, self.auth, self.audit)
+            # A Prometheus exporter's scrape path is configurable: readable like /metrics.
+            scrape = tuple(
+                RouteAccess("GET", cfg.path, "read")
+                for cfg in self.config.exporters.values()
+                if isinstance(cfg, PrometheusExporterConfig)
+            )
+            self._admin = AdminAccess(app, self.auth, self.audit, scrape)
         await self._admin(scope, receive, send)
 
     def _routes(self, receiver: str) -> dict[Signal, Router]:

@@ -29,7 +29,8 @@ def compose_config(tmp_path: Path) -> Config:
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
     for name in ("ingest", "read", "admin", "grafana-admin"):
-        (secrets / name).write_text(f"{name}-token-made-for-this-test\n")
+        (secrets / name).mkdir(exist_ok=True)
+        (secrets / name / "token").write_text(f"{name}-token-made-for-this-test\n")
     text = (COMPOSE / "otelgate.yaml").read_text().replace("/secrets/", f"{secrets}/")
     (tmp_path / "otelgate.yaml").write_text(text)
     return load_config(tmp_path / "otelgate.yaml", environ={})
@@ -54,7 +55,7 @@ def test_compose_prometheus_config_passes_promtool(tmp_path):
     # rule_files points inside the container; check the file with that glob made local.
     text = (COMPOSE / "prometheus.yml").read_text().replace("/etc/prometheus/rules", "rules")
     (tmp_path / "read").write_text("read-token-made-for-this-test\n")
-    text = text.replace("/secrets/read", str(tmp_path / "read"))
+    text = text.replace("/secrets/read/token", str(tmp_path / "read"))
     (tmp_path / "prometheus.yml").write_text(text)
     (tmp_path / "rules").mkdir()
     result = subprocess.run(
@@ -89,15 +90,21 @@ def test_compose_stack_is_authenticated(tmp_path):
     """Auth on: the demo services send with the ingest token, Prometheus scrapes with the read
     token, the admin port is published on localhost only, Grafana has no anonymous admin."""
     config = compose_config(tmp_path)
-    tokens = {t.token_file.name: t for t in config.auth.tokens if t.token_file is not None}
+    tokens = {t.token_file.parent.name: t for t in config.auth.tokens if t.token_file}
     assert tokens["ingest"].scopes == ["ingest"]
     assert tokens["read"].scopes == ["read"] and "admin" in tokens["admin"].scopes
     services = compose()["services"]
     for name in ("payments", "checkout", "frontend"):
         command = " ".join(services[name]["entrypoint"])
-        assert "authorization=Bearer%20$$(cat /secrets/ingest)" in command, name
+        assert "authorization=Bearer%20$$(cat /secrets/ingest/token)" in command, name
+        # Each service mounts only the secrets it uses.
+        assert services[name]["volumes"] == ["secret-ingest:/secrets/ingest:ro"], name
     scrape = yaml.safe_load((COMPOSE / "prometheus.yml").read_text())["scrape_configs"]
-    assert all(job["authorization"] == {"credentials_file": "/secrets/read"} for job in scrape)
+    assert all(
+        job["authorization"] == {"credentials_file": "/secrets/read/token"} for job in scrape
+    )
+    mounts = [v.split(":")[0] for v in services["prometheus"]["volumes"]]
+    assert [m for m in mounts if m.startswith("secret-")] == ["secret-read"]
     assert f"127.0.0.1:{config.admin.port}:{config.admin.port}" in services["otelgate"]["ports"]
     grafana = services["grafana"]["environment"]
     assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"

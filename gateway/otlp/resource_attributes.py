@@ -42,14 +42,15 @@ def any_value(value: AttributeValue) -> AnyValue:
 
 
 def apply_actions(resource: Resource, actions: Sequence[AttributeAction]) -> None:
-    """Apply ``actions`` to one resource, in order."""
+    """Apply ``actions`` to one resource, in order. ``delete`` removes every attribute with
+    the key (a client may send one twice); the others act on its first occurrence."""
     attributes = resource.attributes
     for act in actions:
-        index = next((i for i, kv in enumerate(attributes) if kv.key == act.key), None)
         if act.action == "delete":
-            if index is not None:
-                del attributes[index]
+            for found in reversed([i for i, kv in enumerate(attributes) if kv.key == act.key]):
+                del attributes[found]
             continue
+        index = next((i for i, kv in enumerate(attributes) if kv.key == act.key), None)
         assert act.value is not None
         if index is None and act.action in ("insert", "upsert"):
             attributes.append(KeyValue(key=act.key, value=any_value(act.value)))

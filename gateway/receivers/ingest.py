@@ -179,8 +179,8 @@ class Ingest:
             identity = self.auth.authenticate(
                 authorization, subject, scope="ingest", transport=self.transport, peer=peer
             )
-            # A bucket in debt refuses before the body is read; a cost of 0 fits otherwise.
-            self.auth.charge(identity, signal.value, 0, 0, self.transport)
+            # Refused before the body is read when a request like the last one would be.
+            self.auth.foresee(identity, signal.value, self.transport)
         except RefusedError as exc:
             self.refuse(signal, exc.reason)
             raise
@@ -195,6 +195,10 @@ class Ingest:
         except RateLimitedError as exc:
             self.refuse(signal, exc.reason, items)
             raise
+
+    def _give_back(self, identity: Identity, items: int, nbytes: int) -> None:
+        if self.auth is not None:
+            self.auth.give_back(identity, items, nbytes)
 
     async def receive(
         self, signal: Signal, body: bytes, encoding: Encoding, identity: Identity = ANONYMOUS
@@ -212,15 +216,24 @@ class Ingest:
                 if items is not None:
                     self._charge(identity, signal, items, len(body))
                     raw = body if encoding == "protobuf" else None
-                    return await self.export(signal, request, raw, len(body), items, identity)
+                    try:
+                        return await self.export(signal, request, raw, len(body), items, identity)
+                    except RefusedError:
+                        self._give_back(identity, items, len(body))
+                        raise
                 del request  # too many entries for the loop: decoded again, in pieces
             loop = asyncio.get_running_loop()
             pieces = await loop.run_in_executor(_DECODER, decode_pieces, signal, body, encoding)
         except (BadRequestError, TooLargeError) as exc:  # undecodable: nothing was counted
             self.refuse(signal, exc.reason)
             raise
-        self._charge(identity, signal, sum(p.items for p in pieces), len(body))
-        return await self._export_pieces(signal, router, pieces, identity)
+        sent = sum(p.items + p.rejection.count for p in pieces)  # as the fast path counts
+        self._charge(identity, signal, sent, len(body))
+        try:
+            return await self._export_pieces(signal, router, pieces, identity)
+        except RefusedError:
+            self._give_back(identity, sent, len(body))
+            raise
 
     async def _export_pieces(
         self, signal: Signal, router: Router, pieces: list[Piece], identity: Identity
@@ -250,8 +263,8 @@ class Ingest:
             accepted.inc(piece.items)
             notify(self.observers, batch)
             await asyncio.sleep(0)  # let the loop serve others between pieces
-        if self.auth is not None:
-            self.auth.accepted(identity, signal.value, items - rejection.count, self.transport)
+        if self.auth is not None:  # pieces count their valid items only
+            self.auth.accepted(identity, signal.value, items, self.transport)
         return build_response(signal, rejection.count, rejection.message)
 
     def refuse(self, signal: Signal, reason: str, items: int | None = None) -> None:

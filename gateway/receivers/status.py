@@ -20,7 +20,7 @@ def refusal_status(error: RefusedError) -> Status:
         status.details.add().Pack(BadRequest(field_violations=[violation]))
     if error.retry_after is not None:
         delay = Duration()
-        delay.FromMilliseconds(int(error.retry_after * 1000))
+        delay.FromMilliseconds(math.ceil(error.retry_after * 1000))  # never shorter
         status.details.add().Pack(RetryInfo(retry_delay=delay))
     return status
 

@@ -111,9 +111,15 @@ _COMPILED = [(route, _pattern(route.path)) for route in ROUTES]
 _CLOSED = RouteAccess("*", "*", "admin")  # what a route missing from the table needs
 
 
-def route_access(method: str, path: str) -> tuple[RouteAccess, dict[str, str]]:
-    """The table entry for a request (HEAD as GET) and its path parameters."""
+def route_access(
+    method: str, path: str, extra: tuple[RouteAccess, ...] = ()
+) -> tuple[RouteAccess, dict[str, str]]:
+    """The table entry for a request (HEAD as GET) and its path parameters; ``extra`` are
+    exact-path entries for routes whose path comes from the configuration."""
     method = "GET" if method == "HEAD" else method
+    for route in extra:
+        if route.method == method and route.path == path:
+            return route, {}
     for route, pattern in _COMPILED:
         if route.method == method and (found := pattern.fullmatch(path)) is not None:
             return route, found.groupdict()
@@ -125,20 +131,36 @@ class AdminAccess:
     :data:`current_actor` and writes audited actions (with their outcome) to the trail."""
 
     def __init__(
-        self, app: ASGIApp, auth: Authenticator | None, audit: AuditRecorder | None = None
+        self,
+        app: ASGIApp,
+        auth: Authenticator | None,
+        audit: AuditRecorder | None = None,
+        extra: tuple[RouteAccess, ...] = (),
     ) -> None:
         self.app = app
+        self.extra = extra  # routes whose path is configured (a Prometheus exporter's)
         self.auth = auth
         self.audit = audit
         self.open_paths = frozenset(auth.config.open_paths) if auth is not None else frozenset()
 
+    def _open(self, scope: Scope, route: RouteAccess) -> bool:
+        """An open path, read with GET or HEAD, of a route that needs no more than ``read``."""
+        return (
+            scope["path"] in self.open_paths
+            and scope["method"] in ("GET", "HEAD")
+            and route.scope == "read"
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no admin route is one: never let one through
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route, params = route_access(scope["method"], scope["path"])
+        route, params = route_access(scope["method"], scope["path"], self.extra)
         identity = ANONYMOUS
-        if self.auth is not None and self.auth.enabled and scope["path"] not in self.open_paths:
+        if self.auth is not None and self.auth.enabled and not self._open(scope, route):
             headers = dict(scope.get("headers") or ())
             authorization = headers.get(b"authorization")
             tls = (scope.get("extensions") or {}).get("tls") or {}

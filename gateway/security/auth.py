@@ -34,7 +34,7 @@ from gateway.security.auth_config import (
     parsed_subject,
     subject_key,
 )
-from gateway.security.limits import Limit, admit
+from gateway.security.limits import Limit, admit, foresee, give_back
 
 log = logging.getLogger("otelgate.auth")
 
@@ -97,11 +97,15 @@ class Authenticator:
             limits = [Limit.of(principal.name, principal.limits, clock)] if principal.limits else []
             if principal.tenant in tenants:
                 limits.append(tenants[principal.tenant])
+            # Whatever the client sent under these keys goes (every copy of it), then the
+            # gateway's values: a client cannot pose as another name or tenant.
             actions = []
-            if attributes.name:
-                actions.append(AttributeAction(attributes.name, "upsert", principal.name))
-            if attributes.tenant and principal.tenant:
-                actions.append(AttributeAction(attributes.tenant, "upsert", principal.tenant))
+            for key, value in ((attributes.name, principal.name),
+                               (attributes.tenant, principal.tenant)):  # fmt: skip
+                if key:
+                    actions.append(AttributeAction(key, "delete"))
+                    if value:
+                        actions.append(AttributeAction(key, "insert", value))
             stamp = tuple(actions)
             return Identity(
                 principal.name,
@@ -202,16 +206,34 @@ class Authenticator:
     ) -> None:
         """Take a request's items and bytes from the identity's (and tenant's) buckets, or
         raise :class:`RateLimitedError` with the delay after which it would fit."""
-        if not identity.limits:
+        if identity.limits:
+            wait, label = admit(identity.limits, items, nbytes)
+            self._limited(identity, signal, items, transport, wait, label)
+
+    def foresee(self, identity: Identity, signal: str, transport: str) -> None:
+        """Before the body is read: refuse (:class:`RateLimitedError`) when a request as large
+        as the identity's last one would be, with the wait that one would need."""
+        if identity.limits:
+            wait, label = foresee(identity.limits)
+            self._limited(identity, signal, 0, transport, wait, label)
+
+    def give_back(self, identity: Identity, items: int, nbytes: int) -> None:
+        """Return what :meth:`charge` took for a request refused after all."""
+        if identity.limits:
+            give_back(identity.limits, items, nbytes)
+
+    def _limited(
+        self, identity: Identity, signal: str, items: int, transport: str, wait: float, label: str
+    ) -> None:
+        if wait <= 0.0:
             return
-        wait, label = admit(identity.limits, items, nbytes)
-        if wait > 0.0:
-            self._requests.labels(identity.name, transport, "rate_limited").inc()
+        self._requests.labels(identity.name, transport, "rate_limited").inc()
+        if items:
             self._items.labels(identity.name, signal, "rate_limited").inc(items)
-            delay = min(wait, self.config.max_retry_after)
-            raise RateLimitedError(
-                f"rate limit of {label} reached; retry in {delay:.2f}s", retry_after=delay
-            )
+        delay = min(wait, self.config.max_retry_after)
+        raise RateLimitedError(
+            f"rate limit of {label} reached; retry in {delay:.2f}s", retry_after=delay
+        )
 
     def accepted(self, identity: Identity, signal: str, items: int, transport: str) -> None:
         """Count an accepted request for its identity (and note it for the audit trail)."""

@@ -54,6 +54,7 @@ class Limit:
     label: str  # the token name or ``tenant:<name>``, for messages
     items: TokenBucket | None
     nbytes: TokenBucket | None
+    last: tuple[int, int] = (0, 0)  # the last request's items and bytes: the next one's guess
 
     @classmethod
     def of(
@@ -78,22 +79,42 @@ class Limit:
         return max(waits)
 
     def take(self, items: int, nbytes: int) -> None:
-        """Charge a request."""
+        """Charge a request (a negative cost gives back)."""
         if self.items is not None:
             self.items.take(items)
+            self.items.tokens = min(self.items.tokens, self.items.capacity)
         if self.nbytes is not None:
             self.nbytes.take(nbytes)
+            self.nbytes.tokens = min(self.nbytes.tokens, self.nbytes.capacity)
+
+
+def _longest_wait(limits: Sequence[Limit], costs: Sequence[tuple[int, int]]) -> tuple[float, str]:
+    wait, label = 0.0, ""
+    for limit, (items, nbytes) in zip(limits, costs, strict=True):
+        needed = limit.wait(items, nbytes)
+        if needed > wait:
+            wait, label = needed, limit.label
+    return wait, label
 
 
 def admit(limits: Sequence[Limit], items: int, nbytes: int) -> tuple[float, str]:
     """Charge every limit if all of them hold the request, and return ``(0.0, "")``; else
     charge none and return the longest wait with the label of the limit that asked for it."""
-    wait, label = 0.0, ""
+    wait, label = _longest_wait(limits, [(items, nbytes)] * len(limits))
     for limit in limits:
-        needed = limit.wait(items, nbytes)
-        if needed > wait:
-            wait, label = needed, limit.label
-    if wait == 0.0:
-        for limit in limits:
+        limit.last = (items, nbytes)
+        if wait == 0.0:
             limit.take(items, nbytes)
     return wait, label
+
+
+def foresee(limits: Sequence[Limit]) -> tuple[float, str]:
+    """Before a request's body is read: the wait a request as large as each limit's last one
+    would get (so a client told to wait this long is taken when it comes back with the same)."""
+    return _longest_wait(limits, [limit.last for limit in limits])
+
+
+def give_back(limits: Sequence[Limit], items: int, nbytes: int) -> None:
+    """Return a charged request's cost (it was refused after all: a full queue, shutdown)."""
+    for limit in limits:
+        limit.take(-items, -nbytes)

@@ -3,7 +3,7 @@ for a caller with no token, the wrong scope and the right one."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import Any
 
 import httpx
@@ -139,3 +139,40 @@ async def test_without_auth_everything_is_open(tmp_path: Any):
     transport = httpx.ASGITransport(app=gateway.admin_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
         assert (await client.get("/metrics")).status_code == 200
+
+
+async def test_an_open_path_opens_reads_only(tmp_path: Any):
+    """Found in review: open_paths ignored the method, so opening /silences for reading
+    opened POST /silences (creating a silence) to anyone."""
+    config = secured_config(tmp_path, open_paths=["/health/live", "/silences", "/audit"])
+    gateway = Gateway(config)
+    transport = httpx.ASGITransport(app=gateway.admin_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        assert (await client.get("/silences")).status_code not in (401, 403)
+        assert (await client.post("/silences", json={})).status_code == 401
+        assert (await client.get("/audit")).status_code == 401  # an admin route stays closed
+
+
+async def test_a_configured_scrape_path_is_readable(tmp_path: Any):
+    base = secured_config(tmp_path)
+    prometheus = base.exporters["prometheus"]
+    exporters = {**base.exporters, "prometheus": prometheus.model_copy(update={"path": "/scrape"})}
+    gateway = Gateway(base.model_copy(update={"exporters": exporters}))
+    transport = httpx.ASGITransport(app=gateway.admin_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+        assert (await client.get("/scrape")).status_code == 401
+        assert (await client.get("/scrape", headers=bearer("reader"))).status_code == 200
+
+
+async def test_websockets_are_closed_before_the_app(gateway: Gateway):
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/health", "headers": []}
+    await gateway.admin_app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
