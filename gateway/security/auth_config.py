@@ -217,6 +217,13 @@ class AuthConfig(StrictModel):
         hashes = [t.sha256 for t in self.tokens]
         if len(set(hashes)) != len(hashes):
             raise ValueError("two tokens have the same value; give each client its own")
+        used = {p.tenant for p in [*self.tokens, *self.certificates]}
+        unused = sorted(set(self.tenants) - used)
+        if unused:  # a typo would leave the tenant without its limit, silently
+            raise ValueError(
+                f"tenants: {', '.join(map(repr, unused))} is not the tenant of any token or "
+                f"certificate (tenants in use: {', '.join(sorted(t for t in used if t)) or 'none'})"
+            )
         for path in self.open_paths:
             if not path.startswith("/"):
                 raise ValueError(f"open_paths: {path!r} must start with /")

@@ -104,3 +104,14 @@ def test_a_certificate_names_one_match():
 def test_open_paths_are_paths():
     auth = {"tokens": [{"name": "a", "token": TOKEN, "scopes": ["read"]}], "open_paths": ["x"]}
     assert issues_of(patched(("auth", auth))) == [("auth", "open_paths: 'x' must start with /")]
+
+
+def test_a_tenant_limit_must_name_a_tenant_in_use():
+    auth = {
+        "tokens": [{"name": "a", "token": TOKEN, "scopes": ["ingest"], "tenant": "acme"}],
+        "tenants": {"acme ": {"items_per_second": 10}},
+    }
+    assert issues_of(patched(("auth", auth))) == [
+        ("auth", "tenants: 'acme ' is not the tenant of any token or certificate "
+                 "(tenants in use: acme)")
+    ]  # fmt: skip
