@@ -4,6 +4,7 @@ stops in reverse (receivers first, then the exporter queues are drained)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -30,11 +31,14 @@ from gateway.api.slo import SloCollector, create_slo_router
 from gateway.audit.trail import AuditTrail
 from gateway.components import REGISTRY
 from gateway.config.model import Config
+from gateway.dashboard.router import dashboard_router
+from gateway.dashboard.sources import DashboardSources
 from gateway.error_tracking.persistence import ErrorStore
 from gateway.error_tracking.service import ErrorTrackingCollector, ErrorTrackingService
 from gateway.error_tracking.tracker import ErrorTracker
 from gateway.errors import RefusedError
 from gateway.health.data_paths import data_paths
+from gateway.health.history import SystemHistory
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.system import SystemSampler
 from gateway.listeners.fd_limit import ensure_fd_budget
@@ -50,10 +54,12 @@ from gateway.registry import Host, ReceiverReport, component_type
 from gateway.reload import ConfigReloader
 from gateway.security.access import AdminAccess, RouteAccess
 from gateway.security.auth import Authenticator
+from gateway.security.sessions import Sessions
 from gateway.selfmetrics import GatewayMetrics
 from gateway.slo.tracker import SloTracker
 from gateway.store import SqliteStore, open_store
 from gateway.store.sqlite import MEMORY
+from gateway.store.telemetry_queries import TelemetryReader
 
 log = logging.getLogger("otelgate")
 
@@ -178,6 +184,17 @@ class Gateway:
             self.admin_routers.append(self.reloader.router())
         if self.audit is not None:
             self.admin_routers.append(audit_router(self.audit))
+        # The dashboard at / (gateway.dashboard), and the system samples its sparklines show.
+        self.sessions = Sessions()
+        self.system_history = SystemHistory()
+        self.health_api.system_history = self.system_history
+        self._history_task: asyncio.Task[None] | None = None
+        if config.dashboard.enabled:
+            sources = DashboardSources(
+                config.dashboard, self.health_api, self.slo_tracker, self.alerting, self.errors,
+                self._telemetry_reader, self.auth, self.sessions,
+            )  # fmt: skip
+            self.admin_routers.append(dashboard_router(sources))
         self.admin_server = EmbeddedServer(
             "admin",
             self.admin_app,
@@ -215,8 +232,16 @@ class Gateway:
                 for cfg in self.config.exporters.values()
                 if isinstance(cfg, PrometheusExporterConfig)
             )
-            self._admin = AdminAccess(app, self.auth, self.audit, scrape)
+            self._admin = AdminAccess(app, self.auth, self.audit, scrape, self.sessions)
         await self._admin(scope, receive, send)
+
+    def _telemetry_reader(self) -> TelemetryReader | None:
+        """The store exporter's reader (None without one, or before it started)."""
+        for queue in self.queues.values():
+            reader = getattr(queue.exporter, "reader", None)
+            if isinstance(reader, TelemetryReader):
+                return reader
+        return None
 
     def _routes(self, receiver: str) -> dict[Signal, Router]:
         """The routers of the pipelines that list ``receiver``, per signal."""
@@ -287,6 +312,9 @@ class Gateway:
         if self.alerting is not None:
             await self.alerting.start()
         await self.admission.start()
+        self._history_task = asyncio.create_task(
+            self.system_history.run(self.sampler), name="system-history"
+        )
         for receiver in self.receivers.values():
             await receiver.start()
         self.state = "running"
@@ -351,6 +379,10 @@ class Gateway:
         await self._stop_slos()
         await asyncio.gather(*(q.shutdown(timeout) for q in self.queues.values()))
         await self.admission.stop()
+        if self._history_task is not None:
+            self._history_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._history_task
         await self.admin_server.stop(timeout=2.0)
         if self.audit is not None:
             await self.audit.stop()

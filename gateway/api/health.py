@@ -1,4 +1,5 @@
-"""``GET /health``, ``/health/services`` and ``/health/services/{name}`` on the admin listener.
+"""``GET /health``, ``/health/services[/{name}]`` and ``/health/history[/{name}]`` on the admin
+listener.
 
 Responses are pydantic models, so the admin app's OpenAPI (``/openapi.json``) documents their
 schemas. Each answer is computed at most once per ``health.cache_ttl`` (default 1 s) however
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from exporters.queue import ExporterQueue
 from gateway import __version__
@@ -36,7 +37,14 @@ from gateway.api.health_models import (
     service_health,
     system_health,
 )
+from gateway.api.history_models import (
+    HistoryResponse,
+    ServiceHistoryResponse,
+    service_minutes,
+    system_samples,
+)
 from gateway.health.config import HealthConfig
+from gateway.health.history import SystemHistory
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.status import exporter_report, gateway_status, system_checks
 from gateway.health.system import SystemSampler
@@ -99,7 +107,8 @@ class HealthService:
         self.max_sample_age = 2 * min(intervals) + 1 if intervals else 5.0
         self._cache: dict[str, tuple[float, Any]] = {}
         self.alerting: AlertingService | None = None  # set by the gateway when alerting is on
-        self._locks = {"health": asyncio.Lock(), "services": asyncio.Lock()}
+        self.system_history: SystemHistory | None = None  # set by the gateway when sampling
+        self._locks = {k: asyncio.Lock() for k in ("health", "services", "history")}
 
     async def _cached(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
         async with self._locks[key]:  # one lock per key: building health reads services
@@ -124,6 +133,31 @@ class HealthService:
             )
 
         return await self._cached("services", build)
+
+    async def history(self) -> HistoryResponse:
+        """Every tracked service's minutes and the system samples (cached)."""
+
+        async def build() -> HistoryResponse:
+            system = self.system_history
+            return HistoryResponse(
+                minutes=self.config.history_minutes,
+                system=system_samples(system.points()) if system is not None else [],
+                services={
+                    name: service_minutes(points)
+                    for name, points in self.tracker.histories().items()
+                },
+            )
+
+        return await self._cached("history", build)
+
+    def service_history(self, name: str) -> ServiceHistoryResponse | None:
+        """One service's minutes; None when it is not tracked."""
+        points = self.tracker.history(name)
+        if points is None:
+            return None
+        return ServiceHistoryResponse(
+            service=name, minutes=self.config.history_minutes, points=service_minutes(points)
+        )
 
     async def health(self) -> HealthResponse:
         """The whole gateway (cached)."""
@@ -269,5 +303,27 @@ def health_router(service: HealthService) -> APIRouter:
             if found.name == name:
                 return found
         raise HTTPException(status_code=404, detail=f"service '{name}' has not been seen")
+
+    @router.get(
+        "/health/history",
+        response_model=HistoryResponse,
+        summary="Per-minute history of every service, and recent system samples",
+    )
+    async def history() -> Response:
+        # Up to max_services x history_minutes points: serialized once, by pydantic-core.
+        answer = await service.history()
+        return Response(answer.model_dump_json(), media_type="application/json")
+
+    @router.get(
+        "/health/history/{name:path}",
+        response_model=ServiceHistoryResponse,
+        summary="Per-minute history of one service",
+        responses={404: {"description": "No such service is tracked"}},
+    )
+    async def one_history(name: str) -> ServiceHistoryResponse:
+        found = service.service_history(name)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"service '{name}' has not been seen")
+        return found
 
     return router

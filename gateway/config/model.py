@@ -16,6 +16,7 @@ from gateway.alerting.config import AlertingConfig
 from gateway.audit.config import AuditConfig
 from gateway.components import REGISTRY
 from gateway.config.values import Duration, StrictModel
+from gateway.dashboard.config import DashboardConfig
 from gateway.error_tracking.config import ErrorTrackingConfig
 from gateway.health.config import HealthConfig
 from gateway.listeners.settings import HttpListenerSettings
@@ -86,6 +87,7 @@ class Config(StrictModel):
     errors: ErrorTrackingConfig = ErrorTrackingConfig()
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     @field_validator("receivers", "processors", "exporters", mode="before")
     @classmethod
@@ -112,4 +114,5 @@ SINGLE_SECTIONS: dict[str, type[BaseModel]] = {
     "service": ServiceConfig, "admin": AdminConfig, "logging": LoggingConfig,
     "health": HealthConfig, "slos": SloList, "store": StoreConfig, "alerting": AlertingConfig,
     "errors": ErrorTrackingConfig, "auth": AuthConfig, "audit": AuditConfig,
+    "dashboard": DashboardConfig,
 }  # fmt: skip

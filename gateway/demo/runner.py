@@ -184,6 +184,7 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
     admin = f"http://{config.admin.endpoint}"
     lines = [
         "otelgate demo is running. Where to look:",
+        f"  dashboard           {admin}/",
         f"  gateway readiness   {admin}/health/ready",
         f"  gateway health      {admin}/health",
         f"  services            {admin}/health/services",
@@ -198,6 +199,8 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
         f"  service logs (JSON) {log_dir}/",
         "  demo services       " + ", ".join(f"{s.name} {s.url}" for s in services),
         "Press Ctrl-C to stop.",
+        "",
+        f"Open the dashboard: {admin}/",
     ]
     return "\n".join(lines)
 
@@ -211,8 +214,25 @@ def data_dir(config: Config) -> str:
     return os.environ.get("OTELGATE_DATA_DIR", "./otelgate-data")
 
 
+DEMO_SLOS = [
+    {"name": "checkout-availability", "service": "checkout", "objective": 0.99,
+     "description": "Checkouts answer without errors", "sli": {"availability": {}}},
+    {"name": "payments-latency", "service": "payments", "objective": 0.95,
+     "description": "Charges answer within 300 ms", "sli": {"latency": {"threshold": "300ms"}}},
+]  # fmt: skip
+
+
+def with_demo_slos(config: Config) -> Config:
+    """``config`` with two SLOs over the demo services when it defines none (so ``/slo`` and
+    the dashboard show error budgets and burn rates)."""
+    if config.slos.root:
+        return config
+    return config.model_copy(update={"slos": type(config.slos).model_validate(DEMO_SLOS)})
+
+
 async def run_demo(config: Config, duration: float | None, rate: float) -> int:
     """The whole demo; returns the process exit code."""
+    config = with_demo_slos(config)
     gateway = Gateway(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

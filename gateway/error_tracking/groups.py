@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 Status = Literal["unresolved", "resolved", "ignored"]
 STATUSES: tuple[Status, ...] = ("unresolved", "resolved", "ignored")
 MAX_VALUES = 50  # services, versions and environments kept per group (the most recent)
+RECENT_MINUTES = 60  # per-minute counts kept in memory for the dashboard's sparklines
 
 
 @dataclass(slots=True)
@@ -74,6 +76,23 @@ class ErrorGroup:
     regressions: int = 0
     samples_taken: int = 0  # samples written so far (at most samples_per_group are kept)
     last_sample_at: float = 0.0
+    #: [minute, count] of the last RECENT_MINUTES minutes with occurrences (memory only).
+    recent: deque[list[int]] = field(default_factory=lambda: deque(maxlen=RECENT_MINUTES))
+
+    def counted(self, at: float) -> None:
+        """Note one counted occurrence (a request hit) at ``at`` in its minute."""
+        minute = int(at // 60)
+        if self.recent and self.recent[-1][0] == minute:
+            self.recent[-1][1] += 1
+        else:
+            self.recent.append([minute, 1])
+
+    def per_minute(self, now: float, minutes: int = 30) -> list[int]:
+        """Counted occurrences in each of the last ``minutes`` minutes, oldest first (0 before
+        the gateway started, or without occurrences)."""
+        last = int(now // 60)
+        counts = dict((m, c) for m, c in self.recent if m > last - minutes)
+        return [counts.get(m, 0) for m in range(last - minutes + 1, last + 1)]
 
     def note(self, seen: dict[str, float], value: str | None, at: float) -> None:
         """Remember ``value`` in ``seen`` (bounded: the least recent is forgotten)."""

@@ -39,11 +39,15 @@ class ErrorStore:
     def save(self, groups: Sequence[ErrorGroup], samples: Sequence[Sample]) -> None:
         """Upsert ``groups`` and add ``samples`` (keeping the newest ``samples_per_group`` of
         each group), in one transaction."""
-        if not groups and not samples:
+        self.write(rows_of(groups, samples))
+
+    def write(self, rows: Rows) -> None:
+        """Write rows made by :func:`rows_of` (on the event loop, where the groups change:
+        this, in a worker thread, then reads no live group)."""
+        group_rows, sample_rows = rows
+        if not group_rows and not sample_rows:
             return
-        group_rows = [_group_row(g) for g in groups]
-        sample_rows = [_sample_row(s) for s in samples]
-        touched = sorted({s.group_id for s in samples})
+        touched = sorted({row[1] for row in sample_rows})  # group_id
         marks = ", ".join("?" * len(_GROUP_COLUMNS))
         updates = ", ".join(f"{c} = excluded.{c}" for c in _GROUP_COLUMNS[1:])
         sample_marks = ", ".join("?" * len(_SAMPLE_COLUMNS))
@@ -111,8 +115,17 @@ class ErrorStore:
         self.store.transaction(remove)
 
 
+Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def rows_of(groups: Sequence[ErrorGroup], samples: Sequence[Sample]) -> Rows:
+    """The database rows of ``groups`` and ``samples``: snapshots, safe to write elsewhere."""
+    return [_group_row(g) for g in groups], [_sample_row(s) for s in samples]
+
+
 def _group_row(group: ErrorGroup) -> tuple[Any, ...]:
-    values = dataclasses.asdict(group)
+    values = {c: getattr(group, c) for c in _GROUP_COLUMNS}  # not the in-memory extras
+    values["frames"] = [dataclasses.asdict(frame) for frame in group.frames]
     return tuple(_dumps(values[c]) if c in _JSON_COLUMNS else values[c] for c in _GROUP_COLUMNS)
 
 

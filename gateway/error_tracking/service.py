@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from gateway.error_tracking.groups import STATUSES, ErrorGroup, Sample, Status
-from gateway.error_tracking.persistence import ErrorStore
+from gateway.error_tracking.persistence import ErrorStore, rows_of
 from gateway.error_tracking.tracker import ErrorTracker
 
 log = logging.getLogger("otelgate.errors")
@@ -74,7 +74,8 @@ class ErrorTrackingService:
             if self.store is None or not (groups or samples):
                 return
             try:
-                await asyncio.to_thread(self.store.save, groups, samples)
+                rows = rows_of(groups, samples)  # here, where the groups change
+                await asyncio.to_thread(self.store.write, rows)
             except BaseException:  # kept for the next try; samples bounded while it fails
                 self.tracker.dirty.update(g.id for g in groups)
                 waiting = samples + self.tracker.pending_samples

@@ -126,6 +126,7 @@ class ErrorTracker:
         new, held = self._counts(occurrence, group.id)
         if new:
             group.count += 1
+            group.counted(now)
         group.first_seen = min(group.first_seen, now)
         group.last_seen = max(group.last_seen, now)
         group.note(group.services, origin.service, now)

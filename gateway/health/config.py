@@ -71,6 +71,7 @@ class HealthConfig(StrictModel):
     window: Duration = Field(default=300.0, gt=0)
     bucket: Duration = Field(default=10.0, gt=0)
     max_services: int = Field(default=1000, gt=0)
+    history_minutes: int = Field(default=60, ge=1, le=1440)
     cache_ttl: Duration = Field(default=1.0, ge=0)
     thresholds: ServiceThresholds = ServiceThresholds()
     services: dict[str, ServiceThresholdOverrides] = Field(default_factory=dict)

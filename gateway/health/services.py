@@ -8,6 +8,10 @@ O(services x buckets x latency buckets seen); at most ``health.max_services`` se
 tracked: a new service replaces the one seen longest ago if that one is stale, else it is
 not tracked (and counted).
 
+Each service also keeps ``health.history_minutes`` (default 60) minutes of history
+(:mod:`gateway.health.history`): a bucket is folded into its minute when the next one
+starts, so the per-span path does no more work.
+
 Spans count when they arrive (not by their own timestamps), so clock skew between services
 and the gateway does not matter. Status, from the thresholds (with per-service overrides):
 ``stale`` when nothing arrived for ``stale_after``; with at least ``min_requests`` requests in
@@ -33,6 +37,7 @@ from gateway.health.config import (
     HealthConfig,
     ServiceThresholds,
 )
+from gateway.health.history import MinuteHistory, MinutePoint
 from gateway.otlp.batch import Batch, Signal
 from gateway.otlp.builders import service_name
 
@@ -53,6 +58,7 @@ class _Bucket:
 class _Service:
     first_seen: float
     last_seen: float
+    history: MinuteHistory  # the closed buckets, by minute; the last bucket is still open
     signals: dict[str, float] = field(default_factory=dict)  # signal -> last seen
     buckets: deque[_Bucket] = field(default_factory=deque)
 
@@ -125,7 +131,8 @@ class ServiceHealthTracker:
             if len(self._services) >= self.config.max_services and not self._evict(now):
                 self.untracked += 1
                 return None
-            service = self._services[name] = _Service(first_seen=now, last_seen=now)
+            history = MinuteHistory(self.config.history_minutes)
+            service = self._services[name] = _Service(now, now, history)
         service.last_seen = now
         service.signals[signal] = now
         return service
@@ -158,6 +165,9 @@ class ServiceHealthTracker:
         buckets = service.buckets
         if buckets and buckets[-1].index == index:
             return buckets[-1]
+        if buckets:  # the open bucket is closed now: into its minute (once per bucket)
+            done = buckets[-1]
+            service.history.add(done.index * self.width, done.requests, done.errors, done.latencies)
         buckets.append(_Bucket(index))
         while buckets and buckets[0].index <= index - self.slots:
             buckets.popleft()
@@ -209,6 +219,24 @@ class ServiceHealthTracker:
         """Every tracked service's health, by name."""
         found = (self.report(name) for name in self.names())
         return [r for r in found if r is not None]
+
+    def history(self, name: str) -> list[MinutePoint] | None:
+        """One point per minute of the last ``history_minutes`` up to now, oldest first
+        (minutes without requests included); None when the service is not tracked."""
+        service = self._services.get(name)
+        return None if service is None else self._history(service, self.clock())
+
+    def histories(self) -> dict[str, list[MinutePoint]]:
+        """:meth:`history` of every tracked service, by name."""
+        now = self.clock()
+        return {name: self._history(self._services[name], now) for name in self.names()}
+
+    def _history(self, service: _Service, now: float) -> list[MinutePoint]:
+        pending = None
+        if service.buckets:  # the open bucket, not folded into its minute yet
+            b = service.buckets[-1]
+            pending = (b.index * self.width, b.requests, b.errors, b.latencies)
+        return service.history.points(now, pending)
 
 
 def classify(

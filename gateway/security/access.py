@@ -13,13 +13,21 @@ import contextvars
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import RefusedError
+from gateway.errors import PermissionDeniedError, RefusedError
 from gateway.security.auth import ANONYMOUS, Authenticator
 from gateway.security.auth_config import Scope as AuthScope
+from gateway.security.sessions import (
+    SAFE_METHODS,
+    Sessions,
+    cleared_cookie,
+    cross_origin,
+    session_token,
+)
 
 current_actor: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "otelgate_actor", default=None
@@ -46,10 +54,23 @@ class RouteAccess:
     scope: AuthScope
     action: str | None = None
     details: tuple[tuple[str, str], ...] = ()  # fixed details of the audit entry
+    page: bool = False  # a dashboard page: without a credential, redirect to the login form
+    public: bool = False  # needs no credential at all (the login form and its CSS and JS)
 
 
 def _read(path: str) -> RouteAccess:
     return RouteAccess("GET", path, "read")
+
+
+def _page(path: str) -> RouteAccess:
+    return RouteAccess("GET", path, "read", page=True)
+
+
+def _public(method: str, path: str) -> RouteAccess:
+    return RouteAccess(method, path, "read", public=True)
+
+
+LOGIN_PATH = "/ui/login"
 
 
 _GROUP = "error_group.status"
@@ -70,6 +91,8 @@ ROUTES: tuple[RouteAccess, ...] = (
     _read("/health"),
     _read("/health/services"),
     _read("/health/services/{name:path}"),
+    _read("/health/history"),
+    _read("/health/history/{name:path}"),
     _read("/slo"),
     _read("/slo/{name}"),
     _read("/logs"),
@@ -93,6 +116,20 @@ ROUTES: tuple[RouteAccess, ...] = (
     # Operations. The reload writes its own audit entry (it also runs on SIGHUP).
     RouteAccess("POST", "/-/reload", "admin"),
     RouteAccess("GET", "/audit", "admin"),
+    # The dashboard (gateway.dashboard): pages, the log tail, the login form.
+    _page("/"),
+    _page("/ui/services/{name:path}"),
+    _page("/ui/alerts"),
+    _page("/ui/errors"),
+    _page("/ui/errors/{group_id}"),
+    _page("/ui/logs"),
+    _read("/ui/logs/tail"),
+    _page("/ui/traces"),
+    _page("/ui/traces/{trace_id}"),
+    _public("GET", LOGIN_PATH),
+    _public("POST", LOGIN_PATH),
+    _public("POST", "/ui/logout"),
+    _public("GET", "/ui/static/{path:path}"),
 )
 
 
@@ -136,12 +173,14 @@ class AdminAccess:
         auth: Authenticator | None,
         audit: AuditRecorder | None = None,
         extra: tuple[RouteAccess, ...] = (),
+        sessions: Sessions | None = None,
     ) -> None:
         self.app = app
         self.extra = extra  # routes whose path is configured (a Prometheus exporter's)
         self.auth = auth
         self.audit = audit
         self.open_paths = frozenset(auth.config.open_paths) if auth is not None else frozenset()
+        self.sessions = sessions if sessions is not None else Sessions()
 
     def _open(self, scope: Scope, route: RouteAccess) -> bool:
         """An open path, read with GET or HEAD, of a route that needs no more than ``read``."""
@@ -159,24 +198,44 @@ class AdminAccess:
             await self.app(scope, receive, send)
             return
         route, params = route_access(scope["method"], scope["path"], self.extra)
+        headers = dict(scope.get("headers") or ())
+        unsafe = scope["method"] not in SAFE_METHODS
+        if unsafe and cross_origin(headers):
+            await _refuse(send, PermissionDeniedError("a state change from another origin"))
+            return
         identity = ANONYMOUS
-        if self.auth is not None and self.auth.enabled and not self._open(scope, route):
-            headers = dict(scope.get("headers") or ())
+        state = scope.setdefault("state", {})
+        state["auth_enabled"] = self.auth is not None and self.auth.enabled
+        if state["auth_enabled"] and not route.public and not self._open(scope, route):
+            assert self.auth is not None
             authorization = headers.get(b"authorization")
+            cookie = session_token(headers) if authorization is None else None
             tls = (scope.get("extensions") or {}).get("tls") or {}
             client = scope.get("client")
             try:
+                if cookie is not None and unsafe and not self.sessions.csrf_valid(headers, cookie):
+                    raise PermissionDeniedError("the X-CSRF-Token header is missing or wrong")
                 identity = self.auth.authenticate(
-                    authorization.decode("latin-1") if authorization else None,
+                    f"Bearer {cookie}"
+                    if cookie is not None
+                    else authorization.decode("latin-1")
+                    if authorization
+                    else None,
                     tls.get("client_cert_name"),
                     scope=route.scope,
                     transport="admin",
                     peer=f"{client[0]}:{client[1]}" if client else None,
                 )
             except RefusedError as exc:
-                await _refuse(send, exc)
+                if route.page and exc.http_status == 401:
+                    await _to_login(scope, send, clear=cookie is not None)
+                else:
+                    await _refuse(send, exc)
                 return
             self.auth.accepted(identity, "", 0, "admin")
+            if cookie is not None:
+                state["csrf_token"] = self.sessions.csrf_token(cookie)
+        state["identity"] = identity
         actor = None if identity is ANONYMOUS else identity.name
         token = current_actor.set(actor)
         try:
@@ -247,3 +306,16 @@ async def _refuse(send: Send, error: RefusedError) -> None:
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _to_login(scope: Scope, send: Send, *, clear: bool) -> None:
+    """Send a browser without a valid session to the login form, back here afterwards."""
+    here = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get(
+        "query_string") else "")  # fmt: skip
+    location = f"{LOGIN_PATH}?{urlencode({'next': here})}"
+    headers = [(b"location", location.encode("latin-1")), (b"content-length", b"0")]
+    if clear:
+        secure = scope.get("scheme") == "https"
+        headers.append((b"set-cookie", cleared_cookie(secure=secure).encode("latin-1")))
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})

@@ -110,7 +110,8 @@ class TelemetryReader:
     # --- logs -----------------------------------------------------------------------------
 
     def search_logs(self, query: LogQuery) -> LogPage:
-        """Log records matching ``query``, newest first (ties: last stored first).
+        """Log records matching ``query``, newest first (ties: last stored first); with
+        ``after_id``, those stored after it, in the order they were stored.
 
         Raises ``ValueError`` for a malformed full-text query, id, severity, cursor or limit.
         """
@@ -122,11 +123,14 @@ class TelemetryReader:
         if text:
             where.append("f.telemetry_logs_fts MATCH ?")
             params.append(fts_query(text))
+        # A tail (after_id) reads a range of ids: the unary + keeps SQLite from walking the
+        # service or severity index (every row of the service) instead of that range.
+        tail = "+" if query.after_id is not None else ""
         if query.service is not None:
-            where.append("l.service = ?")
+            where.append(f"{tail}l.service = ?")
             params.append(query.service)
         if query.severity is not None:
-            where.append("l.severity_number >= ?")
+            where.append(f"{tail}l.severity_number >= ?")
             params.append(severity_number(query.severity))
         if query.trace_id is not None:
             where.append("l.trace_id = ?")
@@ -140,6 +144,14 @@ class TelemetryReader:
         if query.until is not None:
             where.append("l.time < ?")
             params.append(_ns(query.until))
+        if query.after_id is not None:
+            if query.cursor is not None:
+                raise ValueError("after_id and cursor cannot be combined")
+            where.append("l.id > ?")
+            params.append(query.after_id)
+            if text:  # and the full-text index starts at that id too
+                where.append("f.rowid > ?")
+                params.append(query.after_id)
         if query.cursor is not None:
             time_ns, row_id = decode_cursor(query.cursor)
             where.append("(l.time, l.id) < (?, ?)")
@@ -155,7 +167,11 @@ class TelemetryReader:
             f"SELECT {_LOG_COLUMNS} FROM {join}"
             " LEFT JOIN telemetry_sources AS s ON s.id = l.source_id"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY l.time DESC, l.id DESC LIMIT ?"
+            + (
+                " ORDER BY l.id LIMIT ?"
+                if query.after_id is not None
+                else " ORDER BY l.time DESC, l.id DESC LIMIT ?"
+            )
         )
         params.append(query.limit + 1)
         with self._connection() as db:
@@ -168,9 +184,15 @@ class TelemetryReader:
         more = len(rows) > query.limit
         sources = _Sources()
         records = [_log(row, sources) for row in rows[: query.limit]]
-        last = records[-1] if more else None
+        last = records[-1] if more and query.after_id is None else None
         cursor = encode_cursor(last.time_unix_nano, last.id) if last else None
         return LogPage(records=records, next_cursor=cursor)
+
+    def last_log_id(self) -> int:
+        """The id of the newest stored log record (0 when none): a live tail starts there."""
+        with self._connection() as db:
+            row = db.execute("SELECT max(id) FROM telemetry_logs").fetchone()
+        return int(row[0] or 0)
 
     def count_logs(self, trace_id: str) -> int:
         """How many stored log records belong to the trace ``trace_id``."""

@@ -28,6 +28,8 @@ class LogQuery:
     until: float | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    #: Records stored after this id, oldest stored first (a live tail); not with ``cursor``.
+    after_id: int | None = None
 
 
 @dataclass(slots=True)

@@ -46,6 +46,7 @@ def test_demo_runs_services_through_the_gateway(tmp_path):
     assert demo.returncode == 0, stdout + stderr
     assert reported >= {"frontend", "checkout", "payments"}, reported
     assert "Where to look" in stdout
+    assert f"Open the dashboard: {admin}/" in stdout  # the README's first command ends there
     assert "services seen: checkout, frontend, payments" in stdout, stdout
 
     services: set[str] = set()

@@ -72,7 +72,9 @@ def test_every_admin_route_has_an_access_decision(gateway: Gateway):
 
 def test_state_changes_need_admin_and_are_audited():
     for route in ROUTES:
-        if route.method != "GET":
+        if route.public:  # the login form and logout change no gateway state
+            assert route.action is None and route.path.startswith("/ui/"), route
+        elif route.method != "GET":
             assert route.scope == "admin", route
             assert route.action is not None or route.path == "/-/reload", route
         elif route.action is not None:
@@ -106,8 +108,15 @@ async def test_each_route_answers_by_scope(admin: httpx.AsyncClient, route):
     if probe:
         assert anonymous.status_code not in (401, 403)
         return
-    assert anonymous.status_code == 401
-    assert anonymous.headers["www-authenticate"] == 'Bearer realm="otelgate"'
+    if route.public:  # the login form answers itself (a refused login is its own 401 page)
+        assert anonymous.status_code != 403 and "www-authenticate" not in anonymous.headers
+        return
+    if route.page:  # a browser without a session goes to the login form, and comes back
+        assert anonymous.status_code == 303, anonymous.text
+        assert anonymous.headers["location"].startswith("/ui/login?next=")
+    else:
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == 'Bearer realm="otelgate"'
     assert (await call(bearer("sender"))).status_code == 403  # ingest only
     reader = await call(bearer("reader"))
     assert (reader.status_code == 403) == (route.scope == "admin"), reader.text

@@ -280,3 +280,24 @@ def test_bad_queries_raise_value_error(reader: TelemetryReader, query: LogQuery,
 )
 def test_fts_syntax_in_user_input_is_just_text(reader: TelemetryReader, q: str):
     reader.search_logs(LogQuery(q=q))  # no error: every term is quoted
+
+
+# --- the live tail's reads ---------------------------------------------------------------
+
+
+def test_after_id_reads_in_storage_order_with_the_filters(reader: TelemetryReader):
+    last = reader.last_log_id()
+    newest = reader.search_logs(LogQuery(limit=1)).records[0].id
+    assert last >= newest
+    everything = reader.search_logs(LogQuery(after_id=0, limit=1000))
+    ids = [r.id for r in everything.records]
+    assert ids == sorted(ids) and everything.next_cursor is None
+    middle = ids[len(ids) // 2]
+    later = reader.search_logs(LogQuery(after_id=middle, limit=1000)).records
+    expected = [i for i in ids if i > middle]  # the first read's ids after the middle one
+    assert [r.id for r in later][: len(expected)] == expected
+    severe = reader.search_logs(LogQuery(after_id=middle, severity="error", limit=1000))
+    assert all(r.severity_number >= 17 and r.id > middle for r in severe.records)
+    assert reader.search_logs(LogQuery(after_id=last, limit=10)).records == []
+    with pytest.raises(ValueError, match="cannot be combined"):
+        reader.search_logs(LogQuery(after_id=0, cursor=everything.next_cursor or "x"))
