@@ -271,12 +271,16 @@ UNLABELLED_JS = """
   .map((e) => e.outerHTML.slice(0, 80))
 """
 
-FOCUSABLE_JS = """
+# A control's identity survives a live refresh (which replaces the elements themselves).
+IDENTITY_JS = """(e) => [e.tagName, e.id, e.getAttribute("href"), e.getAttribute("data-post"),
+  e.getAttribute("name"), e.textContent.trim().slice(0, 60)].join("|")"""
+FOCUSABLE_JS = f"""
 () => [...document.querySelectorAll(
     "a[href], button:not([disabled]), input:not([type=hidden]), select, textarea, summary")]
   .filter((e) => e.getClientRects().length && !e.closest("[hidden]"))
-  .map((e, i) => { e.dataset.focusProbe = String(i); return String(i); })
+  .map({IDENTITY_JS})
 """
+FOCUSED_JS = f"() => ({IDENTITY_JS})(document.activeElement)"
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -287,13 +291,12 @@ def test_pages_are_labelled_keyboard_reachable_and_readable(gateway, traffic, br
             assert page.locator("h1").count() == 1, path
             assert page.evaluate(UNLABELLED_JS) == [], path
             assert page.evaluate(CONTRAST_JS) == [], (path, scheme)
-            wanted = set(page.evaluate(FOCUSABLE_JS))
+            controls = page.evaluate(FOCUSABLE_JS)
+            wanted = set(controls)
             reached: set[str] = set()
-            for _ in range(len(wanted) + 5):  # Tab walks every control, in order
+            for _ in range(len(controls) + 5):  # Tab walks every control, in order
                 page.keyboard.press("Tab")
-                probe = page.evaluate("document.activeElement.dataset.focusProbe || ''")
-                if probe:
-                    reached.add(probe)
+                reached.add(page.evaluate(FOCUSED_JS))
             assert wanted - reached == set(), path
             clean(problems, gateway)
 
