@@ -8,7 +8,6 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,9 @@ from gateway.security.sessions import Sessions
 from gateway.service import Gateway
 from gateway.store.sqlite import MEMORY, SqliteStore
 from tests.gateway.alerting.evaluation_inputs import service
+from tests.gateway.dashboard.pages import OPERATOR, READER, row, rows_of, tags
 
 T0 = 1_800_000_000.0
-READER = "reader-token-0123456789abcdef"
-OPERATOR = "operator-token-0123456789abcdef"
 HIGH = {
     "name": "HighErrorRate", "service": "*", "condition": {"error_rate": {"above": 0.05}},
     "severity": "critical", "labels": {"team": "payments"},
@@ -52,38 +50,6 @@ ELEVATED = {
     "name": "ElevatedErrors", "service": "*", "condition": {"error_rate": {"above": 0.01}},
     "for": "5m", "severity": "warning",
 }  # fmt: skip
-
-
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, dict[str, str]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.found.append((tag, {k: v or "" for k, v in attrs}))
-
-
-def tags(text: str, element: str, **wanted: str) -> list[dict[str, str]]:
-    """The attributes of every ``element`` having the ``wanted`` ones (``data_post`` is
-    ``data-post``), values unescaped as a browser reads them."""
-    parser = _Tags()
-    parser.feed(text)
-    return [
-        attrs
-        for tag, attrs in parser.found
-        if tag == element and all(attrs.get(k.replace("_", "-")) == v for k, v in wanted.items())
-    ]
-
-
-def rows_of(first: int, last: int, total: int) -> str:
-    """What a table's pager says it shows."""
-    return f"{first}\N{EN DASH}{last} of {total}"
-
-
-def row(text: str, row_id: str) -> str:
-    found = re.search(rf'<tr id="{re.escape(row_id)}".*?</tr>', text, re.S)
-    assert found is not None, f"no row {row_id}"
-    return found[0]
 
 
 class World:

@@ -30,7 +30,7 @@ from gateway.security.auth_config import AuthConfig
 from gateway.security.sessions import Sessions
 from gateway.service import Gateway
 from gateway.store.sqlite import MEMORY, SqliteStore
-from tests.gateway.dashboard.test_alerts_page import OPERATOR, READER, row, rows_of, tags
+from tests.gateway.dashboard.pages import OPERATOR, READER, row, rows_of, tags
 from tests.gateway.error_tracking.batches import (
     OTHER_STACK,
     log_with_exception,

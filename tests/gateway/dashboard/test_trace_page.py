@@ -18,7 +18,7 @@ from gateway.error_tracking.service import ErrorTrackingService
 from gateway.error_tracking.tracker import ErrorTracker
 from gateway.otlp.batch import Batch, Signal
 from gateway.store.telemetry_queries import TelemetryReader
-from tests.gateway.dashboard.test_logs_page import (
+from tests.gateway.dashboard.pages import (
     assert_csp_clean,
     body_cells,
     dashboard,
