@@ -100,9 +100,14 @@ class Delivery:
         the error that ended it (refused data, permanent, retries exhausted, a bug)."""
         started = time.monotonic()
         attempt = 0
+        duration = self._metrics.exporter_send_duration.labels(self.name, batch.signal.value)
         while True:
+            attempt_started = time.perf_counter()
             try:
-                return await self.exporter.push(batch)
+                try:
+                    return await self.exporter.push(batch)
+                finally:
+                    duration.observe(time.perf_counter() - attempt_started)
             except RefusedDataError as exc:
                 return exc
             except PermanentError as exc:

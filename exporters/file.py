@@ -2,55 +2,53 @@
 
 The format is the Collector's file exporter's: each line can be decoded on its own with
 :func:`gateway.otlp.json_codec.decode_json`. Encoding and writing run in a worker thread so the
-event
-loop never waits on the disk. Rotation is size based: when the next line would take the file
-past ``max_megabytes``, ``path`` becomes ``path.1``, ``path.1`` becomes ``path.2`` and so on,
-keeping ``max_backups`` old files.
+event loop never waits on the disk. ``rotation`` (:mod:`gateway.logfiles`, docs/log-files.md):
+by default a new file at 100 MiB and daily at 00:00 UTC, rotated files named
+``<path>.<UTC time>-<nnn>.gz``, removed after 30 days or beyond the newest 30.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import os
-import threading
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import (
-    Field,
-)
+from pydantic import Field, model_validator
 
 from exporters.base import ExporterBase
 from exporters.settings import ExporterSettings
-from gateway.config.values import StrictModel
 from gateway.errors import PermanentError, RetryableError
+from gateway.logfiles.config import MIB, RotationConfig
+from gateway.logfiles.writer import RotatingFile
 from gateway.otlp.batch import Batch
 from gateway.otlp.json_codec import encode_json
 from gateway.registry import ALL_SIGNALS, ComponentFactory, Host
 
+log = logging.getLogger("otelgate.exporter")
+
 
 class FileExporter(ExporterBase):
-    """Appends OTLP/JSON lines to ``path``. ``max_megabytes <= 0`` disables rotation;
-    ``max_backups == 0`` discards the full file instead of keeping it."""
+    """Appends OTLP/JSON lines to ``path``, rotated, gzipped and kept as ``rotation`` says."""
 
-    def __init__(self, path: str | Path, max_megabytes: float = 100, max_backups: int = 5) -> None:
-        if max_backups < 0:
-            raise ValueError("max_backups must be >= 0")
+    def __init__(
+        self,
+        path: str | Path,
+        rotation: RotationConfig | None = None,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path)
-        self.max_bytes = int(max_megabytes * 1024 * 1024)
-        self.max_backups = max_backups
-        self._lock = threading.Lock()  # pushes may run in several worker threads at once
-        self._file: io.FileIO | None = None
-        self._size = 0
+        #: The rotating file (found by the gateway for /health and the metrics).
+        self.log_file = RotatingFile(self.path, rotation, now=now)
 
     def __repr__(self) -> str:
         return f"FileExporter({str(self.path)!r})"
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._guarded, self._open)
+        await asyncio.to_thread(self._guarded, self.log_file.open)
 
     async def push(self, batch: Batch) -> None:
         """Append the batch as one line; PermanentError on permission problems, else
@@ -58,84 +56,67 @@ class FileExporter(ExporterBase):
         await asyncio.to_thread(self._guarded, self._write, batch)
 
     async def shutdown(self) -> None:
-        await asyncio.to_thread(self._close)
+        await asyncio.to_thread(self.log_file.close)
 
-    # --- in the worker thread ----------------------------------------------------------------
+    # --- in a worker thread (the file is thread safe: pushes may run in several at once) ----
 
     def _guarded(self, func: Callable[..., None], *args: object) -> None:
         try:
-            with self._lock:
-                func(*args)
+            func(*args)
         except PermissionError as exc:
             raise PermanentError(f"file exporter {self.path}: {exc}") from exc
         except OSError as exc:
             raise RetryableError(f"file exporter {self.path}: {exc}") from exc
 
-    def _open(self) -> None:
-        if self._file is not None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Unbuffered: every write goes straight to the OS, so "flushed" after each batch, and a
-        # failed write can be cut back to the last whole line (see _write).
-        handle = open(self.path, "ab", buffering=0)  # noqa: SIM115  (kept open across calls)
-        self._file = handle
-        self._size = os.fstat(handle.fileno()).st_size
-
-    def _close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                with contextlib.suppress(OSError):
-                    self._file.close()
-                self._file = None
-
     def _write(self, batch: Batch) -> None:
-        line = encode_json(batch.request) + b"\n"
-        if self._file is None:
-            self._open()
-        if self.max_bytes > 0 and self._size > 0 and self._size + len(line) > self.max_bytes:
-            self._rotate()
-            self._open()
-        handle = self._file
-        assert handle is not None
-        start = self._size
-        try:
-            view = memoryview(line)
-            while view:
-                written = handle.write(view)
-                if not written:
-                    raise OSError(f"short write to {self.path}")
-                view = view[written:]
-        except OSError:
-            # Drop a partial line so the retried batch does not leave a corrupt line behind.
-            with contextlib.suppress(OSError):
-                os.ftruncate(handle.fileno(), start)
-            raise
-        self._size = start + len(line)
-
-    def _rotate(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self.max_backups == 0:
-            self.path.unlink(missing_ok=True)
-            return
-        oldest = self._backup(self.max_backups)
-        oldest.unlink(missing_ok=True)
-        for index in range(self.max_backups - 1, 0, -1):
-            source = self._backup(index)
-            if source.exists():
-                source.replace(self._backup(index + 1))
-        self.path.replace(self._backup(1))
-
-    def _backup(self, index: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.{index}")
+        self.log_file.write(encode_json(batch.request) + b"\n")
 
 
-class FileRotationSettings(StrictModel):
-    """Rotate the file at ``max_megabytes``, keeping ``max_backups`` old files."""
+DEPRECATED = {"max_megabytes": "max_size", "max_backups": "max_files"}
+_OLD_DEFAULTS = {"max_megabytes": 100, "max_backups": 5}  # the defaults of earlier versions
 
-    max_megabytes: int = Field(default=100, gt=0)
-    max_backups: int = Field(default=5, ge=0)
+
+class FileRotationSettings(RotationConfig):
+    """:class:`RotationConfig`, plus the keys of earlier versions (deprecated):
+    ``max_megabytes`` sets ``max_size`` in MiB, ``max_backups`` sets ``max_files``.
+
+    Given alone (no new key beside them), they keep the old behaviour: rotation by size
+    only, no age limit, the old default (100 MiB, 5 files) for the one not given; only
+    ``compress`` is new (rotated files are gzipped). With a new key, the new defaults
+    apply to the keys not given.
+    """
+
+    max_megabytes: int | None = Field(default=None, gt=0)
+    max_backups: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _deprecated_keys(self) -> FileRotationSettings:
+        for old, new in DEPRECATED.items():
+            if getattr(self, old) is not None and new in self.model_fields_set:
+                raise ValueError(f"{old} (deprecated) and {new} are both set: keep {new}")
+        if not self.deprecated_keys():
+            return self
+        megabytes, backups = self.max_megabytes, self.max_backups
+        if not self.model_fields_set & set(RotationConfig.model_fields):  # the old keys alone
+            self.daily_at = None
+            self.max_age = None
+            megabytes = megabytes or _OLD_DEFAULTS["max_megabytes"]
+            backups = _OLD_DEFAULTS["max_backups"] if backups is None else backups
+        if megabytes is not None:
+            self.max_size = megabytes * MIB
+        if backups is not None:
+            self.max_files = backups
+        return self
+
+    def deprecated_keys(self) -> list[str]:
+        """The deprecated keys the configuration gives."""
+        return [old for old in DEPRECATED if getattr(self, old) is not None]
+
+    def effective(self) -> RotationConfig:
+        """The rotation settings with the deprecated keys applied."""
+        return RotationConfig.model_validate(
+            self.model_dump(exclude={"max_megabytes", "max_backups"})
+        )
 
 
 class FileExporterConfig(ExporterSettings):
@@ -147,12 +128,15 @@ class FileExporterConfig(ExporterSettings):
 
 
 def create_file(name: str, config: FileExporterConfig, host: Host) -> FileExporter:
-    """The exporter of a ``file`` entry."""
-    return FileExporter(
-        config.path,
-        max_megabytes=config.rotation.max_megabytes,
-        max_backups=config.rotation.max_backups,
-    )
+    """The exporter of a ``file`` entry (one warning when it uses deprecated keys)."""
+    if old := config.rotation.deprecated_keys():
+        keys = ", ".join(f"exporters.{name}.rotation.{k} (use {DEPRECATED[k]})" for k in old)
+        log.warning(
+            "deprecated: %s. Alone they keep the old rotation (by size only, no age limit), "
+            "and rotated files are now gzipped; see docs/log-files.md",
+            keys,
+        )
+    return FileExporter(config.path, config.rotation.effective())
 
 
 FACTORY = ComponentFactory(

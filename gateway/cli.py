@@ -18,6 +18,7 @@ from gateway.config.issues import ConfigError
 from gateway.config.loading import default_config, load_config
 from gateway.config.model import Config, LoggingConfig
 from gateway.config.overrides import apply_env_overrides
+from gateway.logfiles.handler import close_log_files, log_file_handler
 from gateway.redact import RedactingFormatter
 from gateway.security.auth_config import secrets_unread
 
@@ -25,7 +26,8 @@ log = logging.getLogger("otelgate")
 
 
 def configure_logging(settings: LoggingConfig) -> None:
-    """The gateway's own logs on stderr, as text or JSON lines."""
+    """The gateway's own logs on stderr, as text or JSON lines, and in ``logging.file``
+    (rotated, docs/log-files.md) when set."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.format == "json":
         from instrumentation.logs import JsonFormatter
@@ -36,7 +38,13 @@ def configure_logging(settings: LoggingConfig) -> None:
     # Credentials never reach a log line, whichever library wrote it (httpx logs request URLs).
     handler.setFormatter(RedactingFormatter(formatter))
     root = logging.getLogger()
+    close_log_files(root)  # a previous configuration's log file
     root.handlers[:] = [handler]
+    if settings.file is not None:
+        try:
+            root.addHandler(log_file_handler(settings.file, settings.rotation, handler.formatter))
+        except OSError as exc:
+            raise SystemExit(f"otelgate: cannot open logging.file {settings.file}: {exc}") from exc
     root.setLevel(settings.level.upper())
     # uvicorn announces each embedded server; the gateway logs its own start-up line.
     logging.getLogger("uvicorn.error").setLevel(max(logging.WARNING, root.level))
@@ -210,10 +218,41 @@ def _cmd_version(_: argparse.Namespace) -> int:
     return 0
 
 
+RUN_EPILOG = """\
+ports (the embedded default; a config file sets its own):
+  0.0.0.0:4317    OTLP/gRPC         (receivers.otlp.protocols.grpc.endpoint)
+  0.0.0.0:4318    OTLP/HTTP /v1/*   (receivers.otlp.protocols.http.endpoint)
+  127.0.0.1:8888  admin: dashboard /, /health, /slo, /alerts, /metrics,
+                  /metrics/otlp, /docs (admin.endpoint)
+
+data directory: $OTELGATE_DATA_DIR, else ./otelgate-data (store otelgate.db, spool/,
+  audit/ when enabled)
+
+environment:
+  OTELGATE_CONFIG           configuration file when --config is not given
+  OTELGATE_DATA_DIR         data directory (see above)
+  OTELGATE_GRPC_ENDPOINT    override the otlp receiver's gRPC endpoint, e.g. 0.0.0.0:4317
+  OTELGATE_HTTP_ENDPOINT    override the otlp receiver's HTTP endpoint
+  OTELGATE_ADMIN_ENDPOINT   override admin.endpoint
+  OTELGATE_LOG_LEVEL        override logging.level (debug, info, warning, error)
+  OTELGATE_EVENT_LOOP       uvloop (default when installed) or asyncio
+  ${env:NAME} in the config file is replaced by the variable's value.
+
+docs: docs/configuration.md, docs/operations.md, docs/troubleshooting.md
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelgate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"otelgate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the gateway (embedded default without --config)")
+    run = commands.add_parser(
+        "run",
+        help="run the gateway (embedded default without --config)",
+        description="Run the gateway until SIGTERM or Ctrl-C (SIGHUP reloads the config).",
+        epilog=RUN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("--config", "-c", type=str, help="YAML configuration file")
     run.set_defaults(func=_cmd_run)
     demo = commands.add_parser(

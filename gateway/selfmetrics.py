@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.listeners.connection_metrics import ConnectionMetrics
+
+# Seconds: 100 µs (a small request decoded on the event loop) to 10 s (a slow backend).
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)  # fmt: skip
 
 
 class GatewayMetrics:
@@ -37,6 +43,14 @@ class GatewayMetrics:
             ["signal", "transport", "reason"],
             registry=registry,
         )
+        self.receiver_request_duration = Histogram(
+            "otelgate_receiver_request_duration_seconds",
+            "Time the gateway spent on a received request body: decoding, validation and "
+            "handing it to the exporter queues (refused requests too; not the network).",
+            ["signal", "transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.admission_inflight_bytes = Gauge(
             "otelgate_receiver_inflight_bytes",
             "Request bytes (received and decompressed) held by requests being handled.",
@@ -51,6 +65,13 @@ class GatewayMetrics:
             "otelgate_event_loop_delay_seconds",
             "How late the event loop last woke a 50 ms timer (load shedding compares it with "
             "service.admission.max_loop_delay).",
+            registry=registry,
+        )
+        self.exporter_send_duration = Histogram(
+            "otelgate_exporter_send_duration_seconds",
+            "Duration of each send attempt of an exporter to its backend (failed ones too).",
+            ["exporter", "signal"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.exporter_sent = Counter(

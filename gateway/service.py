@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from typing import Literal
 
@@ -45,6 +46,8 @@ from gateway.listeners.fd_limit import ensure_fd_budget
 from gateway.listeners.http_guard import ConnectionGuard, HttpLimits
 from gateway.listeners.http_server import EmbeddedServer
 from gateway.listeners.settings import HttpListenerSettings
+from gateway.logfiles.managed import ManagedFile, managed_files
+from gateway.logfiles.metrics import LogFilesCollector
 from gateway.observers import Observer
 from gateway.otlp.batch import Batch, Signal
 from gateway.pipeline import Pipeline, Router
@@ -159,6 +162,9 @@ class Gateway:
             if isinstance(cfg, HostMetricsReceiverConfig)
         ]
         self.health_api = HealthService(self, config.health, self.health, self.sampler, intervals)
+        # Files it writes and rotates (its log file, file exporters): /health and /metrics.
+        self.health_api.log_files = self.log_files
+        self.registry.register(LogFilesCollector(self.log_files))
         self.admin_routers.append(health_router(self.health_api))
         if self.errors is not None:
             self.observers.append(self.errors.tracker)
@@ -173,6 +179,7 @@ class Gateway:
                 sampler=self.sampler, queues=self.queues, slos=self.slo_tracker,
                 watched_paths=watched, max_sample_age=self.health_api.max_sample_age,
                 error_groups=self.errors.tracker if self.errors else None,
+                log_files=self.log_files,
             )  # fmt: skip
             self.observers.append(log_counter)
             self.admin_routers.append(alerts_router(self.alerting))
@@ -234,6 +241,14 @@ class Gateway:
             )
             self._admin = AdminAccess(app, self.auth, self.audit, scrape, self.sessions)
         await self._admin(scope, receive, send)
+
+    def log_files(self) -> list[ManagedFile]:
+        """The rotating files the gateway writes: its log file, the file exporters' and the
+        audit trail's."""
+        found = managed_files((name, queue.exporter) for name, queue in self.queues.items())
+        if self.audit is not None:
+            found.append(ManagedFile("audit", self.audit))
+        return found
 
     def _telemetry_reader(self) -> TelemetryReader | None:
         """The store exporter's reader (None without one, or before it started)."""
@@ -297,6 +312,7 @@ class Gateway:
     async def start(self) -> None:
         """Bind every port, then start exporters, then receivers."""
         self.state = "starting"
+        self.sampler.loop_thread = threading.get_native_id()  # /health judges this thread's CPU
         ensure_fd_budget(self.max_connections())
         if self.audit is not None:
             await self.audit.start()

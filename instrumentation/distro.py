@@ -2,8 +2,9 @@
 
 ``opentelemetry-instrument`` first calls the distro's ``configure`` (we only fill in
 environment defaults, never overriding what the user set), then the configurator (the
-SDK's standard env-driven setup, plus our correlation-id log processor and the JSON
-formatter on stdout), then every installed instrumentor.
+SDK's standard env-driven setup, plus our correlation-id log processor, the JSON
+formatter on stdout, uvicorn's loggers routed to the root logger and unhandled exceptions
+logged with their span's trace id), then every installed instrumentor.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from opentelemetry.instrumentation.distro import (  # type: ignore[attr-defined]
 )
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 
+from instrumentation import unhandled
 from instrumentation.logs import CorrelationIdLogProcessor, configure_logging
+from instrumentation.uvicorn_logs import patch_uvicorn
 
 _log = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ class OtelgateDistro(BaseDistro):
 
 
 class OtelgateConfigurator(_OTelSDKConfigurator):
-    """The SDK configurator plus the correlation-id log processor and JSON stdout logs."""
+    """The SDK configurator plus the correlation-id log processor, JSON stdout logs, uvicorn's
+    logs through the root logger and unhandled exceptions as log records."""
 
     def _configure(self, **kwargs: Any) -> None:
         kwargs.setdefault("log_record_processors", [CorrelationIdLogProcessor()])
@@ -95,3 +99,5 @@ class OtelgateConfigurator(_OTelSDKConfigurator):
             warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*Logging")
             super()._configure(**kwargs)
         configure_logging()
+        patch_uvicorn()
+        unhandled.install()

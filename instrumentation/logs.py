@@ -301,6 +301,9 @@ def use_root_logging_for_uvicorn(*, access_log: bool = False) -> None:
 
     Call it after uvicorn configured logging (e.g. at app import). uvicorn's access log is
     switched off unless ``access_log``: the request middleware already logs every request.
+    Under ``opentelemetry-instrument`` the routing itself is automatic
+    (``instrumentation.uvicorn_logs``; the access log is kept unless the request middleware is
+    built); call this to turn the access log off in any case.
     """
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

@@ -28,6 +28,7 @@ from instrumentation.masking import (
     mask_text,
     mask_value,
 )
+from instrumentation.uvicorn_logs import keep_access_log_requested, request_logging_started
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -100,6 +101,10 @@ class RequestLoggingMiddleware:
     the current span. Unhandled exceptions are recorded on the span, logged at ERROR
     with the stack trace, and re-raised. ``record_exceptions=None`` (auto) skips the span
     event when the span's own instrumentation (FastAPI's) records it anyway.
+
+    Under ``opentelemetry-instrument``, building it turns uvicorn's access log off (each
+    request would be logged twice); ``uvicorn_access_log=True`` (default: the
+    ``OTELGATE_UVICORN_ACCESS_LOG`` env flag) keeps it.
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class RequestLoggingMiddleware:
         request_id_header: str = REQUEST_ID_HEADER,
         exclude_paths: Collection[str] = (),
         record_exceptions: bool | None = None,
+        uvicorn_access_log: bool | None = None,
     ) -> None:
         self.app = app
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
@@ -129,6 +135,8 @@ class RequestLoggingMiddleware:
         self._request_id_bytes = self.request_id_header.encode("latin-1")
         self.exclude_paths = frozenset(exclude_paths)
         self.record_exceptions = record_exceptions
+        keep = keep_access_log_requested() if uvicorn_access_log is None else uvicorn_access_log
+        request_logging_started(keep_access_log=keep)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

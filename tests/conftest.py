@@ -1,6 +1,8 @@
-"""Every test gets its own data directory: gateways built in tests (and the processes tests
-start, which inherit the environment) keep their store and files there, not in the working
-directory."""
+"""Every test runs in its own empty working directory with its own data directory: gateways
+built in tests (and the processes tests start, which inherit both) keep their store and files
+there, and nothing a user left in the directory pytest was started from (an ./otelgate-data
+from `otelgate demo`, say) can change a result. Tests reach repository files through paths
+made from ``__file__``."""
 
 from __future__ import annotations
 
@@ -10,5 +12,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _own_directories(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OTELGATE_DATA_DIR", str(tmp_path / "otelgate-data"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))  # beside tmp_path, not in it

@@ -122,3 +122,35 @@ def test_agent_collector_config_forwards_every_signal_to_the_gateway(signal):
     assert exporter["endpoint"] == "${env:OTELGATE_ENDPOINT}"
     assert exporter["retry_on_failure"]["max_elapsed_time"] == "0s"
     assert pipeline["processors"][0] == "memory_limiter"  # must come first
+
+
+def test_compose_stack_has_a_traffic_generator_hitting_the_frontend():
+    services = compose()["services"]
+    traffic = services["traffic"]
+    command = traffic["entrypoint"]
+    assert command[:3] == ["python", "-m", "gateway.demo.traffic"]
+    url = command[command.index("--url") + 1]
+    assert url == "http://frontend:8000" and "frontend" in traffic["depends_on"]
+    assert "8000:8000" in services["frontend"]["ports"]
+
+
+def test_docker_compose_validates_the_stack(tmp_path):
+    """Debian's docker-compose parses and validates the file (no engine needed for `config`)."""
+    tool = shutil.which("docker-compose")
+    assert tool, "docker-compose missing: .ci/run installs Debian's docker-compose package"
+    result = subprocess.run(
+        [tool, "-f", str(COMPOSE / "docker-compose.yaml"), "config", "--quiet"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    services = subprocess.run(
+        [tool, "-f", str(COMPOSE / "docker-compose.yaml"), "config", "--services"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert set(services.stdout.split()) == set(compose()["services"])
+
+
+def test_compose_gives_the_gateway_time_to_drain(tmp_path):
+    config = compose_config(tmp_path)
+    grace = compose()["services"]["otelgate"]["stop_grace_period"]
+    assert grace.endswith("s") and float(grace[:-1]) > config.service.shutdown_timeout

@@ -20,6 +20,7 @@ SERVICE_KINDS = (
 KINDS = (
     *SERVICE_KINDS,
     "cpu", "memory", "filesystem", "exporter", "queue_fill", "dropped_items", "slo_burn",
+    "log_file",
 )  # fmt: skip
 LOG_SEVERITIES = {"trace": 1, "debug": 5, "info": 9, "warn": 13, "error": 17, "fatal": 21}
 
@@ -88,6 +89,14 @@ class DroppedItems(StrictModel):
     name: str | None = None
 
 
+class LogFile(StrictModel):
+    """A file the gateway writes (its log, a file exporter's) whose rotation status is at
+    ``status`` or worse; ``path`` limits it to one file."""
+
+    status: Literal["warning", "critical"] = "warning"
+    path: str | None = None
+
+
 class SloBurn(StrictModel):
     """An SLO burning its error budget at a page or ticket rate (``slo: "*"``: every SLO)."""
 
@@ -135,6 +144,7 @@ class Condition(StrictModel):
     slo_burn: SloBurn | None = None
     log_count: LogCount | None = None
     error_group: Literal["new", "regression"] | None = None
+    log_file: LogFile | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -84,6 +84,14 @@ DEFAULT_RULES: tuple[dict[str, Any], ...] = (
         "exporter {{ labels.exporter }} lost {{ value }} items in 5 minutes",
     ),
     _rule(
+        "LogFileProblem",
+        {"log_file": {"status": "warning"}},
+        "warning",
+        "{{ labels.owner }} file {{ labels.path }}: rotation status {{ value }} "
+        "(1 warning, 2 critical; see /health log_files)",
+        **{"for": "5m"},
+    ),
+    _rule(
         "SloPageBurn",
         {"slo_burn": {"slo": "*", "severity": "page"}},
         "critical",

@@ -17,6 +17,7 @@ from gateway.alerting.rules import RuleConfig
 from gateway.health.services import ServiceReport
 from gateway.health.status import ExporterReport
 from gateway.health.system import SystemSnapshot
+from gateway.logfiles.status import LEVEL_VALUES, FileStatus
 
 Unit = Literal["ratio", "seconds", "count", "rate"]
 
@@ -55,6 +56,8 @@ class Observations:
     log_counts: Callable[[RuleConfig], Mapping[str, float]] | None = None
     error_groups: ErrorGroupSource | None = None
     watched_paths: Sequence[str] = ()
+    #: The files the gateway writes and rotates: (owner, status).
+    log_files: Sequence[tuple[str, FileStatus]] = ()
 
 
 def evaluate(rule: RuleConfig, seen: Observations) -> list[Sample]:
@@ -219,6 +222,17 @@ def _error_group(c: Condition, seen: Observations, rule: RuleConfig) -> list[Sam
     ]
 
 
+def _log_file(c: Condition, seen: Observations, rule: RuleConfig) -> list[Sample]:
+    spec = c.log_file
+    assert spec is not None
+    least = LEVEL_VALUES[spec.status]
+    return [
+        Sample({"path": s.path, "owner": owner}, LEVEL_VALUES[s.level], least, "count")
+        for owner, s in seen.log_files
+        if LEVEL_VALUES[s.level] >= least and spec.path in (None, s.path)
+    ]
+
+
 _EVALUATORS: dict[str, Callable[[Condition, Observations, RuleConfig], list[Sample]]] = {
     "error_rate": _error_rate,
     "latency_p95": _latency("p95"),
@@ -235,6 +249,7 @@ _EVALUATORS: dict[str, Callable[[Condition, Observations, RuleConfig], list[Samp
     "slo_burn": _slo_burn,
     "log_count": _log_count,
     "error_group": _error_group,
+    "log_file": _log_file,
 }
 
 

@@ -45,6 +45,8 @@ What each condition becomes (``W`` is ``health.window``, 5m by default; ``SF`` t
 - ``dropped_items``: ``increase`` of ``otelgate_exporter_dropped_items_total`` plus
   ``otelgate_exporter_failed_items_total`` over the rule's ``window`` (either may not exist
   yet: ``(a + b) or a or b``).
+- ``log_file``: ``otelgate_log_file_status`` (0 healthy, 1 warning, 2 critical) at or above
+  the rule's ``status``, per ``path`` and ``owner``, like the gateway.
 
 Skipped, with the reason returned for the CLI: ``slo_burn`` (``otelgate slo-rules`` already
 writes the multi-window burn-rate alerts of every SLO, from the same span metrics), ``health``
@@ -77,7 +79,9 @@ QUEUE_SIZE = "otelgate_exporter_queue_size"
 QUEUE_CAPACITY = "otelgate_exporter_queue_capacity"
 SPOOL_BYTES = "otelgate_exporter_spool_bytes"
 SPOOL_CAPACITY = "otelgate_exporter_spool_capacity_bytes"
+LOG_FILE_STATUS = "otelgate_log_file_status"
 HOST = "job, instance"
+LOG_FILE = "job, instance, path, owner"
 EXPORTER = "job, instance, exporter"
 EXPORTER_WINDOW = 120.0  # seconds: "retried or failed, and delivered nothing" (exporter)
 MIN_STALE_WINDOW = 120.0  # seconds: two scrapes at Prometheus' default 1m interval
@@ -158,6 +162,7 @@ class PromQL:
             "exporter": self.exporter,
             "queue_fill": self.queue_fill,
             "dropped_items": self.dropped_items,
+            "log_file": self.log_file,
         }
 
     # --- per service (span metrics) ----------------------------------------------------------
@@ -327,6 +332,16 @@ class PromQL:
         expr = (f"(\n  (\n    {dropped}\n    +\n    {failed}\n  )\n  or\n  {dropped}\n  or\n"
                 f"  {failed}\n) > {_number(spec.above)}")  # fmt: skip
         return expr, "count", spec.above
+
+    # --- files the gateway writes (docs/log-files.md) ---------------------------------------
+
+    def log_file(self, rule: RuleConfig) -> tuple[str, Unit, float | None]:
+        spec = rule.condition.log_file
+        assert spec is not None
+        least = 2.0 if spec.status == "critical" else 1.0
+        only = "" if spec.path is None else f"path={quote(spec.path)}"
+        expr = f"max by ({LOG_FILE}) ({_selector(LOG_FILE_STATUS, only)}) >= {_number(least)}"
+        return expr, "count", least
 
 
 def _ancestors(path: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +19,7 @@ from gateway.config.issues import ConfigError
 from gateway.error_tracking.tracker import ErrorTracker
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.system import SystemSampler
+from gateway.logfiles.managed import ManagedFile
 from gateway.selfmetrics import GatewayMetrics
 from gateway.slo.tracker import SloTracker
 
@@ -64,6 +65,7 @@ def build_alerting(
     watched_paths: Sequence[str],
     max_sample_age: float,
     error_groups: ErrorTracker | None = None,
+    log_files: Callable[[], Sequence[ManagedFile]] = list,
 ) -> tuple[AlertingService, LogCounter]:
     """The alerting service (its history gets a store on start) and its log counter (an
     observer to register when it is active)."""
@@ -78,6 +80,7 @@ def build_alerting(
         watched_paths=watched_paths,
         max_sample_age=max_sample_age,
         error_groups=error_groups,
+        log_files=log_files,
     )
     if error_groups is not None:  # a change is reported to two evaluations at least
         error_groups.change_window = 2.5 * config.evaluation_interval

@@ -15,6 +15,8 @@ from gateway.alerting.log_counter import LogCounter
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.status import exporter_report
 from gateway.health.system import SystemSampler
+from gateway.logfiles.managed import ManagedFile
+from gateway.logfiles.status import FileStatus
 from gateway.slo.tracker import SloTracker
 
 LOSS_HISTORY_SECONDS = 24 * 3600.0
@@ -78,6 +80,7 @@ class GatewaySources:
         watched_paths: Sequence[str],
         max_sample_age: float = 5.0,
         error_groups: ErrorGroupSource | None = None,
+        log_files: Callable[[], Sequence[ManagedFile]] = list,
     ) -> None:
         self.services = services
         self.sampler = sampler
@@ -88,10 +91,12 @@ class GatewaySources:
         self.watched_paths = list(watched_paths)
         self.max_sample_age = max_sample_age
         self.error_groups = error_groups
+        self.log_files = log_files
 
     async def observe(self) -> Observations:
         """Everything the rules may read, now."""
         system = await asyncio.to_thread(self.sampler.fresh, self.max_sample_age)
+        files = await asyncio.to_thread(self._log_file_statuses)
         self.losses.sample()
         slo_alerts = {}
         if self.slos is not None:
@@ -110,4 +115,8 @@ class GatewaySources:
             log_counts=self.logs.counts if self.logs is not None else None,
             error_groups=self.error_groups,
             watched_paths=self.watched_paths,
+            log_files=files,
         )
+
+    def _log_file_statuses(self) -> list[tuple[str, FileStatus]]:
+        return [(m.owner, m.file.status()) for m in self.log_files()]

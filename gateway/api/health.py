@@ -27,6 +27,7 @@ from gateway.api.health_models import (
     Components,
     ExporterHealth,
     HealthResponse,
+    LogFileHealth,
     NotificationHealth,
     PipelineHealth,
     ReceiverHealth,
@@ -48,6 +49,8 @@ from gateway.health.history import SystemHistory
 from gateway.health.services import ServiceHealthTracker
 from gateway.health.status import exporter_report, gateway_status, system_checks
 from gateway.health.system import SystemSampler
+from gateway.logfiles.managed import ManagedFile
+from gateway.logfiles.status import FileStatus, degraded_reasons
 from gateway.otlp.builders import instance_id
 from gateway.pipeline import Pipeline
 from gateway.registry import ReceiverReport
@@ -108,6 +111,7 @@ class HealthService:
         self._cache: dict[str, tuple[float, Any]] = {}
         self.alerting: AlertingService | None = None  # set by the gateway when alerting is on
         self.system_history: SystemHistory | None = None  # set by the gateway when sampling
+        self.log_files: Callable[[], Sequence[ManagedFile]] = list  # set by the gateway
         self._locks = {k: asyncio.Lock() for k in ("health", "services", "history")}
 
     async def _cached(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
@@ -189,6 +193,10 @@ class HealthService:
             [r.name for r in receivers if r.status == "failed"],
             checks,
         )
+        files = await asyncio.to_thread(self._log_file_statuses)
+        if critical := degraded_reasons(files):
+            status = "degraded" if status == "healthy" else status
+            reasons = [*reasons, *critical]
         services = (await self.services()).services
         by_status = {
             s: [x.name for x in services if x.status == s]
@@ -235,7 +243,11 @@ class HealthService:
                 attention=attention[:ATTENTION_LIMIT],
             ),
             alerting=await self._alerting(),
+            log_files=[_log_file_health(owner, s) for owner, s in files],
         )
+
+    def _log_file_statuses(self) -> list[tuple[str, FileStatus]]:
+        return [(m.owner, m.file.status()) for m in self.log_files()]
 
     async def _alerting(self) -> AlertingHealth | None:
         alerting = self.alerting
@@ -267,6 +279,24 @@ class HealthService:
                 for (receiver, integration), st in sorted(alerting.deliverer.status.items())
             ],
         )
+
+
+def _log_file_health(owner: str, s: FileStatus) -> LogFileHealth:
+    return LogFileHealth(
+        owner=owner,
+        path=s.path,
+        status=s.level,
+        reasons=s.reasons,
+        size_bytes=s.size_bytes,
+        rotated_files=s.rotated_files,
+        free_bytes=s.free_bytes,
+        free_ratio=s.free_ratio,
+        last_rotation_at=from_epoch(s.last_rotation_at),
+        rotations=sum(s.rotations.values()),
+        compressed_bytes=s.compressed_bytes,
+        removed_files=sum(s.removed_files.values()),
+        failures={step: n for step, n in s.failures.items() if n},
+    )
 
 
 def health_router(service: HealthService) -> APIRouter:

@@ -131,7 +131,14 @@ class Filesystem(BaseModel):
 
 
 class Process(BaseModel):
-    cpu_utilization: float
+    cpu_utilization: float = Field(description="Share of all CPUs.")
+    cpu_cores: float = Field(description="CPU seconds per second, all threads (1.0: one core).")
+    event_loop_cpu: float | None = Field(
+        description="CPU seconds per second of the event loop's thread (null until known)."
+    )
+    cpu_status: Level = Field(
+        description="event_loop_cpu (else cpu_cores, capped at 1) against process_cpu."
+    )
     memory_rss_bytes: int
     threads: int
     open_fds: int | None
@@ -174,6 +181,24 @@ class AlertingHealth(BaseModel):
     notifications: list[NotificationHealth]
 
 
+class LogFileHealth(BaseModel):
+    """A file the gateway writes and rotates (its own log, a file exporter's output)."""
+
+    owner: str = Field(description="`logging` or `exporter <id>`.")
+    path: str
+    status: Level = Field(description="critical: writes fail or the disk is nearly full.")
+    reasons: list[str]
+    size_bytes: int = Field(description="Size of the active file.")
+    rotated_files: int = Field(description="Rotated files kept beside it.")
+    free_bytes: int | None = Field(description="Free space of its filesystem.")
+    free_ratio: float | None
+    last_rotation_at: datetime | None
+    rotations: int
+    compressed_bytes: int = Field(description="Rotated bytes gzipped (before compression).")
+    removed_files: int = Field(description="Rotated files removed by retention.")
+    failures: dict[str, int] = Field(description="Failed steps: write, rotate, compress, cleanup.")
+
+
 class HealthResponse(BaseModel):
     """The gateway's health (HTTP 503 when ``unhealthy``), its parts and its services."""
 
@@ -189,6 +214,9 @@ class HealthResponse(BaseModel):
     system: SystemHealth
     services: ServicesSummary
     alerting: AlertingHealth | None = None
+    log_files: list[LogFileHealth] = Field(
+        default_factory=list, description="Rotation status of each file the gateway writes."
+    )
 
 
 def service_health(r: ServiceReport) -> ServiceHealth:
@@ -212,7 +240,9 @@ def service_health(r: ServiceReport) -> ServiceHealth:
 
 def system_health(s: SystemSnapshot, checks: list[ResourceCheck]) -> SystemHealth:
     """The response model of a system snapshot and its :func:`system_checks`."""
-    cpu, memory, disks = checks[0], checks[1], checks[2:]
+    cpu, memory = checks[0], checks[1]
+    disks = [c for c in checks if c.resource == "disk"]
+    own_cpu = next(c for c in checks if c.resource == "process_cpu")
     return SystemHealth(
         status=worst(c.status for c in checks),
         sampled_at=datetime.fromtimestamp(s.at, UTC),
@@ -239,6 +269,9 @@ def system_health(s: SystemSnapshot, checks: list[ResourceCheck]) -> SystemHealt
         ],
         process=Process(
             cpu_utilization=s.process.cpu_utilization,
+            cpu_cores=s.process.cpu_cores,
+            event_loop_cpu=s.process.loop_cpu,
+            cpu_status=own_cpu.status,
             memory_rss_bytes=s.process.memory_rss,
             threads=s.process.threads,
             open_fds=s.process.open_fds,

@@ -108,6 +108,15 @@ def rfc3339(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def epoch_seconds(time: str) -> float | None:
+    """The epoch seconds of an entry's ``time`` (RFC 3339); None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(time)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None
+
+
 def check_action(action: str) -> str:
     """``action`` if it is dotted lower case (``auth.failure``), else ValueError."""
     if not isinstance(action, str) or not _ACTION.fullmatch(action):

@@ -9,41 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from gateway.config.values import Duration, StrictModel
+from gateway.config.values import Duration, Size, StrictModel, Window
+from gateway.config.values import parse_size as parse_size  # its old home; kept importable
+from gateway.logfiles.config import DailyAt, FreeSpaceThresholds
 from gateway.security.auth_config import reading_secrets
 
 log = logging.getLogger("otelgate.audit")
 
 MIN_KEY_BYTES = 16
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
-
-
-def parse_size(value: object) -> int:
-    """Bytes from a number or ``"100MiB"``, ``"512KiB"``, ``"1GB"`` (``KiB``: 1024 bytes)."""
-    problem = f"invalid size {value!r} (use bytes, or e.g. 512KiB, 100MiB, 1GiB)"
-    if isinstance(value, bool):
-        raise ValueError(problem)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if not isinstance(value, str) or (match := _SIZE.fullmatch(value)) is None:
-        raise ValueError(problem)
-    unit = (match[2] or "").lower()
-    factor = 1024 ** "kmgt".index(unit[0]) * 1024 if "i" in unit else _UNITS[unit[:1]]
-    return int(float(match[1]) * factor)
-
-
-Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def default_audit_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -87,9 +67,12 @@ class AuditConfig(StrictModel):
     """The tamper-evident audit trail (docs/audit.md).
 
     ``enabled`` defaults to on when ``path`` or ``hmac_key_file`` is given, off otherwise.
-    ``max_files`` keeps that many rotated files (the oldest are removed, and the removal is
-    itself recorded); by default every file is kept. ``sync_interval`` is how often written
-    entries are fsynced (0: after every entry, on the caller's thread).
+    The active file rotates past ``max_size`` and daily at ``daily_at`` (UTC; null: not
+    daily); rotated files are gzipped (``compress``). ``max_files`` keeps that many rotated
+    files and ``max_age`` removes those whose newest entry is older than it (each removal is
+    itself recorded); by default every file is kept. Retention and compression run at each
+    rotation and every ``check_interval``. ``sync_interval`` is how often written entries are
+    fsynced (0: after every entry, on the caller's thread).
     """
 
     enabled: bool = False
@@ -97,6 +80,11 @@ class AuditConfig(StrictModel):
     hmac_key_file: str | None = Field(default=None, min_length=1)
     max_size: Size = Field(default=100 * 1024 * 1024, ge=4096)
     max_files: int | None = Field(default=None, ge=1)
+    daily_at: DailyAt = "00:00"
+    compress: bool = True
+    max_age: Window | None = Field(default=None, gt=0)
+    check_interval: Duration = Field(default=60.0, gt=0)
+    free_space: FreeSpaceThresholds = FreeSpaceThresholds()
     auth_failures_per_minute: int = Field(default=60, ge=0)
     sync_interval: Duration = Field(default=1.0, ge=0)
 

@@ -22,6 +22,7 @@ from gateway.audit.chain import (
     Entry,
     EntryError,
     Linker,
+    epoch_seconds,
 )
 from gateway.audit.files import (
     Tail,
@@ -44,13 +45,15 @@ class Resume:
     """Continue after ``last`` (None: a new trail), in the active file or a new one.
 
     ``first_entry`` is the action and details a new active file starts with (None: append to
-    the existing active file, whose first entry has ``first_seq``).
+    the existing active file, whose first entry has ``first_seq`` and was written at
+    ``started``, epoch seconds: its day decides the next daily rotation).
     """
 
     last: Entry | None = None
     last_line: bytes = b""
     first_seq: int | None = None
     first_entry: tuple[str, dict[str, Any]] | None = field(default=None)
+    started: float | None = None
 
 
 def plan_resume(active: Path, linker: Linker) -> Resume:
@@ -66,7 +69,9 @@ def plan_resume(active: Path, linker: Linker) -> Resume:
             except EntryError as exc:
                 log.error("audit trail %s: its first entry is unreadable: %s", active, exc)
                 first = None
-            return Resume(last, tail.last_line, first.seq if first else None)
+            if first is None:
+                return Resume(last, tail.last_line, None, started=active.stat().st_mtime)
+            return Resume(last, tail.last_line, first.seq, started=epoch_seconds(first.time))
         return _recover(move_aside(active, last), tail, last)
     rotated = rotated_files(active)
     if not rotated:

@@ -9,6 +9,7 @@ taken earlier (``GET /audit`` or the trail's stop log line) that must still be i
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,11 @@ from gateway.audit.chain import (
     Linker,
     parse_entry,
 )
-from gateway.audit.files import read_first_entry
+from gateway.audit.files import GZ, is_gzip, open_member, plain_name, read_first_entry
+
+#: What reading a file may raise: a damaged gzip member (bad CRC, cut short, bad data) or a
+#: file that cannot be read at all (:func:`_is_damage` tells them apart).
+GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
@@ -72,12 +77,13 @@ class _Damage:
 
 
 def trail_files(paths: Sequence[Path]) -> list[Path]:
-    """``paths`` with each directory replaced by its ``*.jsonl`` files; FileNotFoundError."""
+    """``paths`` with each directory replaced by its ``*.jsonl`` and ``*.jsonl.gz`` files;
+    FileNotFoundError."""
     found: dict[Path, Path] = {}
     for path in paths:
         if path.is_dir():
             for child in sorted(path.iterdir()):
-                if child.is_file() and child.suffix == ".jsonl":
+                if child.is_file() and child.name.endswith((".jsonl", ".jsonl" + GZ)):
                     found.setdefault(child.resolve(), child)
         elif path.exists():
             found.setdefault(path.resolve(), path)
@@ -97,10 +103,11 @@ def verify(
     With ``key``, HMAC links are checked and the trail must be HMAC-linked; without it they
     are reported in ``needs_key``. ``head`` must be the hash of some entry. ``partial``
     accepts a trail whose beginning is not given (otherwise it must start at the genesis
-    entry, or after entries an ``audit.prune`` entry accounts for).
+    entry, or after entries an ``audit.prune`` entry accounts for). OSError when a file
+    cannot be read (``path: cannot read: Permission denied``): nothing is known of it.
     """
     result = VerifyResult()
-    ordered = _in_chain_order(trail_files(paths), result)
+    ordered = _in_chain_order(_without_compressed_twins(trail_files(paths), result), result)
     if result.problem is not None:
         return result
     result.files = ordered
@@ -114,6 +121,19 @@ def verify(
     return result
 
 
+def _without_compressed_twins(files: list[Path], result: VerifyResult) -> list[Path]:
+    """``files`` without a plain file whose ``.gz`` is given too (a compression cut short
+    after its rename: the ``.gz`` is complete, and the next start removes the plain one)."""
+    packed = {(p.parent.resolve(), plain_name(p)) for p in files if is_gzip(p)}
+    kept = []
+    for path in files:
+        if not is_gzip(path) and (path.parent.resolve(), path.name) in packed:
+            result.notes.append(f"{path}: read from its compressed copy {path.name}{GZ}")
+            continue
+        kept.append(path)
+    return kept
+
+
 def _in_chain_order(files: list[Path], result: VerifyResult) -> list[Path]:
     firsts: list[tuple[int, Path]] = []
     for path in files:
@@ -122,6 +142,11 @@ def _in_chain_order(files: list[Path], result: VerifyResult) -> list[Path]:
         except EntryError as exc:
             what = f"bad entry: {exc} (the file cannot be placed in the chain)"
             result.problem = Problem(path, 1, "bad_json", what)
+            return []
+        except GZIP_ERRORS as exc:
+            if not _is_damage(path, exc):
+                raise _cannot_read(path, exc) from exc
+            result.problem = _bad_gzip(path, 1, exc)
             return []
         if first is None:
             result.notes.append(f"{path}: empty, skipped")
@@ -148,13 +173,23 @@ class _Checker:
         self.carry: _Damage | None = None  # damage at the end of the previous file
         self.anchor_at: tuple[Path, int] | None = None
         self.head_wanted: str | None = None
+        self._lines_read = 0  # complete lines of the current file read so far
 
     def check_file(self, path: Path) -> Problem | None:
+        try:
+            return self._check_lines(path)
+        except GZIP_ERRORS as exc:
+            if not _is_damage(path, exc):
+                raise _cannot_read(path, exc) from exc
+            return _bad_gzip(path, self._lines_read + 1, exc)
+
+    def _check_lines(self, path: Path) -> Problem | None:
         damage: _Damage | None = None
-        offset = good_end = line_no = 0
-        with open(path, "rb") as fh:
+        offset = good_end = line_no = self._lines_read = 0
+        with open_member(path) as fh:
             for raw in fh:
                 line_no += 1
+                self._lines_read = line_no
                 offset += len(raw)
                 if self.carry is not None and line_no == 1 and not _parses(raw):
                     return self.carry.problem()
@@ -184,7 +219,7 @@ class _Checker:
             carry, details = self.carry, entry.details
             if not (
                 entry.action == AUDIT_RECOVER
-                and details.get("previous_file") == carry.file.name
+                and details.get("previous_file") == plain_name(carry.file)
                 and details.get("discarded_bytes") == carry.discarded
             ):
                 return carry.problem()
@@ -301,6 +336,27 @@ class _Checker:
         return Problem(path, line_no, "head_missing", what)
 
 
+def _is_damage(path: Path, exc: BaseException) -> bool:
+    """Whether ``exc``, raised reading ``path``, says its gzip member is damaged. An error
+    with an errno (permission denied, an I/O error) is not damage: the file cannot be read,
+    and a plain ``.jsonl`` has no gzip member at all."""
+    return is_gzip(path) and not (isinstance(exc, OSError) and exc.errno is not None)
+
+
+def _cannot_read(path: Path, exc: BaseException) -> OSError:
+    """The error ``verify`` raises for a file it cannot read (the trail is not checked)."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return OSError(f"{path}: cannot read: {why or type(exc).__name__}")
+
+
+def _bad_gzip(path: Path, line_no: int, exc: BaseException) -> Problem:
+    what = (
+        f"bad gzip member: {exc or type(exc).__name__} (the compressed file was changed or "
+        "cut; the entries before this line were read)"
+    )
+    return Problem(path, line_no, "bad_gzip", what)
+
+
 def _parses(raw: bytes) -> bool:
     try:
         parse_entry(raw.rstrip(b"\n"))
@@ -311,7 +367,7 @@ def _parses(raw: bytes) -> bool:
 
 def _line_of_seq(path: Path, after: int, seq: int) -> int | None:
     """The line after line ``after`` of ``path`` holding entry ``seq`` (moved there)."""
-    with open(path, "rb") as fh:
+    with open_member(path) as fh:
         for line_no, raw in enumerate(fh, start=1):
             if line_no > after:
                 try:

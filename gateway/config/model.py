@@ -8,18 +8,21 @@ is validated by the model its type's factory declares in :data:`gateway.componen
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gateway.alerting.config import AlertingConfig
 from gateway.audit.config import AuditConfig
 from gateway.components import REGISTRY
+from gateway.config.issues import ConfigError, ConfigIssue
 from gateway.config.values import Duration, StrictModel
 from gateway.dashboard.config import DashboardConfig
 from gateway.error_tracking.config import ErrorTrackingConfig
 from gateway.health.config import HealthConfig
 from gateway.listeners.settings import HttpListenerSettings
+from gateway.logfiles.config import RotationConfig
 from gateway.registry import SECTIONS, Kind, UnknownComponentError, component_type
 from gateway.security.auth_config import AuthConfig
 from gateway.slo.section import SloList
@@ -59,10 +62,13 @@ class AdminConfig(HttpListenerSettings):
 
 
 class LoggingConfig(StrictModel):
-    """The gateway's own logs."""
+    """The gateway's own logs: on stderr, and also in ``file`` (rotated as ``rotation``
+    says, docs/log-files.md) when it is set."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
+    file: str | None = Field(default=None, min_length=1)
+    rotation: RotationConfig = RotationConfig()
 
     @field_validator("level", "format", mode="before")
     @classmethod
@@ -107,6 +113,33 @@ class Config(StrictModel):
                 raise ValueError(str(exc)) from None
             entries[cid] = factory.config.model_validate(body or {})
         return entries
+
+    @model_validator(mode="after")
+    def _one_writer_per_file(self) -> Config:
+        """``logging.file``, the ``file`` exporters' paths and ``audit.path`` (resolved)
+        name different files: two writers on one file would rotate and gzip under each
+        other. A ConfigError (not a ValueError) so the error keeps its key's path."""
+        writers: list[tuple[str, str]] = []
+        if self.logging.file is not None:
+            writers.append(("logging.file", self.logging.file))
+        for cid, body in self.exporters.items():
+            path = getattr(body, "path", None)
+            if component_type(cid) == "file" and isinstance(path, str):
+                writers.append((f"exporters.{cid}.path", path))
+        if self.audit.enabled:
+            writers.append(("audit.path", str(self.audit.resolved_path())))
+        seen: dict[str, str] = {}
+        issues = []
+        for key, path in writers:
+            real = os.path.realpath(path)
+            if real in seen:
+                message = f"writes the same file as {seen[real]} ({real}): give each its own path"
+                issues.append(ConfigIssue(key, message))
+            else:
+                seen[real] = key
+        if issues:
+            raise ConfigError(issues)
+        return self
 
 
 KIND_OF_SECTION: dict[str, Kind] = {section: kind for kind, section in SECTIONS.items()}

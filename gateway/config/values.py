@@ -1,4 +1,4 @@
-"""Building blocks of the configuration models: strict models, durations, endpoints."""
+"""Building blocks of the configuration models: strict models, durations, sizes, endpoints."""
 
 from __future__ import annotations
 
@@ -37,6 +37,28 @@ def parse_duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from a number or ``"100MiB"``, ``"512KiB"``, ``"1GB"`` (``KiB``: 1024 bytes)."""
+    problem = f"invalid size {value!r} (use bytes, or e.g. 512KiB, 100MiB, 1GiB)"
+    if isinstance(value, bool):
+        raise ValueError(problem)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str) or (match := _SIZE.fullmatch(value)) is None:
+        raise ValueError(problem)
+    unit = (match[2] or "").lower()
+    factor = 1024 ** "kmgt".index(unit[0]) * 1024 if "i" in unit else _UNITS[unit[:1]]
+    return int(float(match[1]) * factor)
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def host_port(endpoint: str, *, listen: bool = True) -> tuple[str, int]:
@@ -89,3 +111,7 @@ def parse_window(value: object) -> float:
     if isinstance(value, str) and (long := re.fullmatch(r"\s*(\d+(?:\.\d+)?)([dw])\s*", value)):
         return float(long[1]) * (86400.0 if long[2] == "d" else 604800.0)
     return parse_duration(value)
+
+
+Window = Annotated[float, BeforeValidator(parse_window)]
+"""A duration that may be given in days or weeks (``30d``)."""

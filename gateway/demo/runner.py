@@ -18,7 +18,9 @@ from pathlib import Path
 
 import httpx
 
+from exporters.prometheus.pull import PrometheusExporterConfig
 from gateway.config.model import Config
+from gateway.demo.traffic import Traffic, drive_traffic
 from gateway.receivers.otlp import OtlpReceiverConfig
 from gateway.service import Gateway
 
@@ -124,39 +126,6 @@ def stop_services(services: list[DemoService], timeout: float = 10.0) -> None:
             service.process.wait(5)
 
 
-@dataclass
-class Traffic:
-    """What the traffic driver has done so far."""
-
-    sent: int = 0
-    failed: int = 0
-
-
-async def drive_traffic(url: str, rate: float, stop: asyncio.Event, traffic: Traffic) -> None:
-    """GET /shop about ``rate`` times a second (concurrently, like real users) until stopped."""
-    items = ("widget", "gadget", "gizmo", "doohickey")
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one(client: httpx.AsyncClient, item: str) -> None:
-        try:
-            response = await client.get(f"{url}/shop", params={"item": item})
-            if response.status_code >= 400:
-                traffic.failed += 1
-        except httpx.HTTPError:
-            traffic.failed += 1
-
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        while not stop.is_set():
-            task = asyncio.create_task(one(client, items[traffic.sent % len(items)]))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            traffic.sent += 1
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0 / rate)
-        if pending:
-            await asyncio.wait(pending, timeout=10)
-
-
 def _alerts_line(gateway: Gateway) -> str:
     """``; alerts: HighErrorRate firing for checkout, ...`` while alerts are open."""
     if gateway.alerting is None:
@@ -193,7 +162,8 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
         f"  error groups        {admin}/errors",
         f"  logs (search)       {admin}/logs?q=declined",
         f"  slow/failed traces  {admin}/traces?status=error",
-        f"  metrics             {admin}/metrics",
+        f"  gateway metrics     {admin}/metrics",
+        f"  service metrics     {admin}{metrics_path(config)}",
         f"  API docs            {admin}/docs",
         f"  stored telemetry    {data_dir(config)}/",
         f"  service logs (JSON) {log_dir}/",
@@ -203,6 +173,14 @@ def banner(config: Config, services: list[DemoService], log_dir: Path) -> str:
         f"Open the dashboard: {admin}/",
     ]
     return "\n".join(lines)
+
+
+def metrics_path(config: Config) -> str:
+    """Where Prometheus scrapes the services' metrics (the prometheus exporter's path)."""
+    for exporter in config.exporters.values():
+        if isinstance(exporter, PrometheusExporterConfig):
+            return exporter.path
+    return "/metrics/otlp"
 
 
 def data_dir(config: Config) -> str:

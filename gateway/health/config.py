@@ -57,9 +57,13 @@ class UsageThresholds(StrictModel):
 
 
 class SystemHealthConfig(StrictModel):
-    """Host resource thresholds; ``paths`` adds directories whose filesystems are checked."""
+    """Host resource thresholds; ``paths`` adds directories whose filesystems are checked.
+
+    ``cpu`` (host, all cores) is reported but informational; ``process_cpu`` is the gateway
+    process's own CPU as a share of one core, and it is what can make the gateway degraded."""
 
     cpu: UsageThresholds = UsageThresholds(warning=0.9, critical=0.98)
+    process_cpu: UsageThresholds = UsageThresholds(warning=0.9, critical=0.98)
     memory: UsageThresholds = UsageThresholds()
     disk: UsageThresholds = UsageThresholds()
     paths: list[str] = Field(default_factory=list)

@@ -11,8 +11,8 @@ from gateway.config.model import Config
 
 def data_paths(config: Config, environ: Mapping[str, str] | None = None) -> list[str]:
     """Directories the gateway writes: file exporters' directories, configured spool
-    directories, the store's directory, and the data directory (``OTELGATE_DATA_DIR`` or
-    ``./otelgate-data``) when it exists."""
+    directories, the store's directory, ``logging.file``'s directory, and the data directory
+    (``OTELGATE_DATA_DIR`` or ``./otelgate-data``) when it exists."""
     env = os.environ if environ is None else environ
     found: list[str] = []
     for exporter in config.exporters.values():
@@ -25,6 +25,9 @@ def data_paths(config: Config, environ: Mapping[str, str] | None = None) -> list
     store_path = getattr(store, "path", None)
     if getattr(store, "enabled", False) and isinstance(store_path, str):
         found.append(os.path.dirname(store_path) or ".")
+    log_file = getattr(getattr(config, "logging", None), "file", None)
+    if isinstance(log_file, str):
+        found.append(os.path.dirname(log_file) or ".")
     data_dir = env.get("OTELGATE_DATA_DIR") or "./otelgate-data"
     if os.path.isdir(data_dir):
         found.append(data_dir)

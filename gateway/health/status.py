@@ -34,14 +34,16 @@ def usage_level(utilization: float, thresholds: UsageThresholds) -> Level:
 class ResourceCheck:
     """One system resource compared with its thresholds."""
 
-    resource: Literal["cpu", "memory", "disk"]
-    name: str  # "cpu", "memory" or the filesystem's mount point
+    resource: Literal["cpu", "memory", "disk", "process_cpu"]
+    name: str  # "cpu", "memory", the filesystem's mount point or "event loop"
     utilization: float
     status: Level
 
 
 def system_checks(snapshot: SystemSnapshot, config: SystemHealthConfig) -> list[ResourceCheck]:
-    """CPU, memory and every reported filesystem against ``health.system``."""
+    """Host CPU, memory, every reported filesystem, and the gateway's own CPU against
+    ``health.system``: its event loop thread's share of one core (the whole process's, capped
+    at 1, until the loop thread is known)."""
     checks = [
         ResourceCheck("cpu", "cpu", snapshot.cpu_utilization,
                       usage_level(snapshot.cpu_utilization, config.cpu)),
@@ -54,6 +56,11 @@ def system_checks(snapshot: SystemSnapshot, config: SystemHealthConfig) -> list[
         )
         for fs in snapshot.filesystems
     ]
+    process = snapshot.process
+    own = min(1.0, process.cpu_cores if process.loop_cpu is None else process.loop_cpu)
+    checks.append(
+        ResourceCheck("process_cpu", "event loop", own, usage_level(own, config.process_cpu))
+    )
     return checks
 
 
@@ -133,9 +140,11 @@ def gateway_status(
 
     ``unhealthy`` (503) when it cannot take data (``not_ready`` reasons) or memory or disk
     space is critical; ``degraded`` when an exporter is retrying or failed, a queue is at
-    least 80 % full, an internal receiver failed, CPU is critical or any resource is at
-    warning. Services' health is reported beside it and does not change it: a load balancer
-    must not take a gateway out because a service it watches is failing.
+    least 80 % full, an internal receiver failed, the gateway's event loop keeps its core busy
+    (``process_cpu``) or memory or disk is at warning. Host CPU is informational: other
+    processes using the CPU do not make the gateway degraded. Services' health is reported
+    beside it and does not change it: a load balancer must not take a gateway out because a
+    service it watches is failing.
     """
     unhealthy = list(not_ready)
     degraded: list[str] = []
@@ -146,12 +155,15 @@ def gateway_status(
             degraded.append(f"exporter {e.name} queue is {e.queue_fill_ratio:.0%} full")
     degraded += [f"receiver {name} failed" for name in failed_receivers]
     for c in checks:
-        if c.status == "healthy":
+        if c.status == "healthy" or c.resource == "cpu":
             continue
-        text = f"{c.resource} {c.name} at {c.utilization:.0%} ({c.status})"
-        if c.resource == "cpu":
-            text = f"cpu at {c.utilization:.0%} ({c.status})"
-        (unhealthy if c.status == "critical" and c.resource != "cpu" else degraded).append(text)
+        what = c.name if c.name == c.resource else f"{c.resource} {c.name}"  # memory, disk /
+        text = f"{what} at {c.utilization:.0%} ({c.status})"
+        if c.resource == "process_cpu":
+            text = f"gateway event loop CPU at {c.utilization:.0%} of one core ({c.status})"
+            degraded.append(text)
+            continue
+        (unhealthy if c.status == "critical" else degraded).append(text)
     if unhealthy:
         return "unhealthy", unhealthy + degraded
     return ("degraded", degraded) if degraded else ("healthy", [])

@@ -80,10 +80,12 @@ class InterfaceIO:
 class ProcessUsage:
     """The gateway process."""
 
-    cpu_utilization: float
+    cpu_utilization: float  # share of all CPUs
     memory_rss: int
     threads: int
     open_fds: int | None  # None where the OS has no file descriptor count
+    cpu_cores: float = 0.0  # CPU seconds per second, all threads: 1.0 is one core kept busy
+    loop_cpu: float | None = None  # the same for the event loop's thread alone (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +164,29 @@ class SystemSampler:
         self._last_cpu = psutil.cpu_times()
         self._last_proc_cpu = self._process_cpu_seconds()
         self._last_mono = time.monotonic()
+        self.loop_thread: int | None = None  # native id of the event loop's thread, once known
+        self._last_loop: tuple[int, float] | None = None  # (thread id, its CPU seconds)
 
     def _process_cpu_seconds(self) -> float:
         times = self._process.cpu_times()
         return float(times.user + times.system)
+
+    def _loop_cpu(self, elapsed: float) -> float | None:
+        """CPU seconds per second of the event loop's thread since the previous sample (None
+        until it is known and has a baseline, or where the OS gives no per-thread times)."""
+        tid = self.loop_thread
+        if tid is None:
+            return None
+        try:
+            seconds = next(
+                (t.user_time + t.system_time for t in self._process.threads() if t.id == tid), None
+            )
+        except (psutil.Error, OSError, NotImplementedError):
+            seconds = None
+        last, self._last_loop = self._last_loop, None if seconds is None else (tid, seconds)
+        if seconds is None or last is None or last[0] != tid:
+            return None
+        return max(0.0, seconds - last[1]) / elapsed
 
     def sample(self) -> SystemSnapshot:
         """Take a snapshot now (and keep it as :attr:`latest`)."""
@@ -175,7 +196,9 @@ class SystemSampler:
             cpu = psutil.cpu_times()
             modes = cpu_modes(self._last_cpu, cpu)
             proc_cpu = self._process_cpu_seconds()
-            proc_util = max(0.0, proc_cpu - self._last_proc_cpu) / (elapsed * self._cpu_count)
+            proc_cores = max(0.0, proc_cpu - self._last_proc_cpu) / elapsed
+            loop_cpu = self._loop_cpu(elapsed)
+            proc_util = proc_cores / self._cpu_count
             self._last_cpu, self._last_proc_cpu, self._last_mono = cpu, proc_cpu, now_mono
             vm = psutil.virtual_memory()
             with self._process.oneshot():
@@ -185,6 +208,8 @@ class SystemSampler:
                     memory_rss=int(self._process.memory_info().rss),
                     threads=int(self._process.num_threads()),
                     open_fds=fds,
+                    cpu_cores=proc_cores,
+                    loop_cpu=loop_cpu,
                 )
             snapshot = SystemSnapshot(
                 at=time.time(),

@@ -16,6 +16,7 @@ delivered whole or refused whole: room in every queue is checked for all its pie
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from prometheus_client import Histogram
 
 from gateway.errors import (
     BadRequestError,
@@ -151,6 +153,7 @@ class Ingest:
             metrics, max_inflight_bytes=2**62, max_loop_delay=0.0
         )
         self.observers = observers  # shared with the gateway: observers added later count
+        self._durations: dict[Signal, Histogram] = {}  # receiver_request_duration per signal
 
     def has_pipeline(self, signal: Signal) -> bool:
         return signal in self.routers
@@ -204,10 +207,25 @@ class Ingest:
         self, signal: Signal, body: bytes, encoding: Encoding, identity: Identity = ANONYMOUS
     ) -> ExportResponse:
         """Decode, validate and route one request body (see the module docstring) sent by
-        ``identity`` (see :meth:`identify`).
+        ``identity`` (see :meth:`identify`); its duration is observed whatever the outcome.
 
         Raises :class:`RefusedError` to refuse it whole; refusals are counted here.
         """
+        started = time.perf_counter()
+        try:
+            return await self._receive(signal, body, encoding, identity)
+        finally:
+            duration = self._durations.get(signal)
+            if duration is None:
+                duration = self.metrics.receiver_request_duration.labels(
+                    signal.value, self.transport
+                )
+                self._durations[signal] = duration
+            duration.observe(time.perf_counter() - started)
+
+    async def _receive(
+        self, signal: Signal, body: bytes, encoding: Encoding, identity: Identity
+    ) -> ExportResponse:
         router = self.router(signal)
         try:
             if len(body) <= FAST_PATH_BYTES:

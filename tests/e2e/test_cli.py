@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.support.gateway_process import otelgate_command
 from tests.support.ports import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def otelgate(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -29,6 +33,29 @@ def test_version():
     result = otelgate("version")
     assert result.returncode == 0
     assert result.stdout.startswith("otelgate ")
+
+
+def test_version_flag_matches_the_version_command():
+    flag = otelgate("--version")
+    assert flag.returncode == 0
+    assert flag.stdout == otelgate("version").stdout
+
+
+def test_run_help_lists_ports_data_dir_and_every_environment_variable():
+    result = otelgate("run", "--help")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for expected in ("0.0.0.0:4317", "0.0.0.0:4318", "127.0.0.1:8888", "./otelgate-data"):
+        assert expected in text, expected
+    # Every OTELGATE_* variable the gateway itself reads (the demo's own are not run's).
+    read = set()
+    for package in ("gateway", "exporters"):
+        for source in (ROOT / package).rglob("*.py"):
+            if "demo" not in source.parts:
+                read |= set(re.findall(r"OTELGATE_[A-Z_]+[A-Z]", source.read_text()))
+    assert read, "no OTELGATE_ variable found: has the source moved?"
+    missing = sorted(var for var in read if var not in text)
+    assert not missing, f"otelgate run --help does not mention {missing}"
 
 
 def test_an_unknown_event_loop_is_an_error_before_anything_starts(tmp_path):

@@ -185,9 +185,12 @@ def test_health_system_metrics_and_span_metrics_end_to_end(gateway, sink):
     health = response.json()
     print("\nGET /health ->\n" + json.dumps(health, indent=2))
     assert response.status_code == 200
-    # Healthy, unless other tests saturate this machine's CPU, which only degrades it.
+    # Host CPU is informational (other tests saturating this machine never degrade the
+    # gateway); only the gateway's own process keeping a core busy can.
     assert health["status"] in ("healthy", "degraded"), health["reasons"]
-    assert all(reason.startswith("cpu at") for reason in health["reasons"]), health["reasons"]
+    reasons = health["reasons"]
+    assert all(r.startswith("gateway event loop CPU at") for r in reasons), reasons
+    assert (health["system"]["process"]["cpu_status"] == "healthy") == (not reasons)
     assert {e["name"]: e["status"] for e in health["exporters"]} == {
         "otlp/sink": "ok", "file/traces": "ok", "prometheus": "ok"
     }  # fmt: skip

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from tests.support.commands import script
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_sink import OtlpSink
 from tests.support.ports import free_port
+from tests.support.processes import pump_lines, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -50,22 +50,6 @@ class App:
 
     def json_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in list(self.stdout) if line.strip()]
-
-
-def _pump(stream: Any, sink: list[str]) -> None:
-    for line in stream:
-        sink.append(line)
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +89,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     )
     running = App(f"http://127.0.0.1:{port}", sink, gateway, process)
     for stream, lines in ((process.stdout, running.stdout), (process.stderr, running.stderr)):
-        threading.Thread(target=_pump, args=(stream, lines), daemon=True).start()
+        threading.Thread(target=pump_lines, args=(stream, lines), daemon=True).start()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -121,7 +105,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             time.sleep(0.1)
         yield running
     finally:
-        _stop(process)
+        stop_process(process, 10)
         try:
             gateway.stop()
         finally:

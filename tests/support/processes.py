@@ -43,3 +43,9 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+
+
+def pump_lines(stream: Any, lines: list[str]) -> None:
+    """Append every line of ``stream`` to ``lines`` until it ends (run it in a thread)."""
+    for line in stream:
+        lines.append(line)

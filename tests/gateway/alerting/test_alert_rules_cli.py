@@ -40,7 +40,7 @@ def test_cli_writes_the_rules_and_lists_what_it_skipped(
     out = tmp_path / "alerts.yml"
     assert main(["alert-rules", "-c", str(config_path), "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert f"{out}: 9 alerting rules" in err
+    assert f"{out}: 10 alerting rules" in err
     assert "otelgate: skipped SloPageBurn: SLO burn-rate alerts are in the `otelgate " in err
     assert "otelgate: skipped Logs: no metric in Prometheus counts log records" in err
     text = out.read_text()

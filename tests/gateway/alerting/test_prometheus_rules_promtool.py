@@ -23,7 +23,7 @@ from tests.support.prometheus_server import PrometheusServer
 # --- promtool ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("rules", "count"), [(defaults, 9), (every_kind, 13)])
+@pytest.mark.parametrize(("rules", "count"), [(defaults, 10), (every_kind, 13)])
 def test_generated_rules_pass_promtool(tmp_path: Path, rules: Any, count: int):
     path = tmp_path / "alerts.yml"
     path.write_text(render(*alert_rules(rules())))

@@ -77,7 +77,8 @@ async def test_health_reports_components_exporters_system_and_services(start, tm
     body = response.json()
     # Healthy, unless the machine's CPU is busy (other tests run too): that only degrades.
     assert body["status"] in ("healthy", "degraded")
-    assert all(reason.startswith("cpu at") for reason in body["reasons"])
+    # In-process: the gateway's CPU is this test's; host CPU never counts.
+    assert all(r.startswith("gateway event loop CPU at") for r in body["reasons"]), body["reasons"]
     assert body["state"] == "running" and body["version"] and body["instance_id"]
     receivers = {r["name"]: r for r in body["components"]["receivers"]}
     assert receivers["otlp"]["status"] == "ok"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import errno
+import gzip
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -81,3 +85,63 @@ def test_the_trail_of_a_configuration(
     monkeypatch.setattr(command, "_audit_config", lambda path: audit)
     assert main(["audit", "verify", "-c", str(config_path)]) == 0
     assert capsys.readouterr().out.startswith("OK: 6 entries in 1 file, head ")
+
+
+def test_a_trail_of_plain_and_gzipped_files(tmp_path: Path) -> None:
+    from gateway.audit.files import rotated_files
+    from tests.gateway.audit.helpers import Clock, make_trail
+
+    clock = Clock()
+    trail = make_trail(
+        tmp_path / "audit.jsonl", clock, daily_at="00:00", compress=True, background=False
+    )
+    trail.open()
+    for _ in range(3):
+        for i in range(30):
+            trail.record("config.reload", "ops", {"i": i})
+        clock.advance(86400)
+        trail.maintain()  # rotates the day's file and gzips it
+    trail.record("alert.ack", "ops")
+    clock.advance(86400)
+    trail.record("alert.ack", "ops")  # rotated, not compressed yet
+    trail.close()
+    names = [p.name for _, p in rotated_files(trail.path)]
+    assert sum(n.endswith(".gz") for n in names) == 3 and not names[-1].endswith(".gz")
+    ok = otelgate(tmp_path)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.startswith("OK: ") and " in 5 files, head " in ok.stdout
+    member = tmp_path / names[1]
+    data = bytearray(member.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte inside the compressed stream
+    member.write_bytes(bytes(data))
+    broken = otelgate(tmp_path)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert broken.stdout.startswith(f"BROKEN: {member}:")
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_file_that_cannot_be_read_is_not_called_bad_gzip(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    compressed: bool,
+) -> None:
+    write_trail(tmp_path, 40, max_size=2500)
+    rotated = sorted(tmp_path.glob("audit.0*.jsonl"))[1]
+    if compressed:
+        packed = rotated.with_name(rotated.name + ".gz")
+        packed.write_bytes(gzip.compress(rotated.read_bytes()))
+        rotated.unlink()
+        rotated = packed
+    real_open = builtins.open
+
+    def denied(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str | Path) and Path(file) == rotated:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)  # as root, chmod 000 would not stop a read
+    assert main(["audit", "verify", str(tmp_path)]) == 2  # not checked, not "broken"
+    out, err = capsys.readouterr()
+    assert "gzip" not in out + err
+    assert f"{rotated}: cannot read: Permission denied" in err

@@ -87,3 +87,25 @@ def test_commands_that_do_not_serve_need_no_key_file(tmp_path: Path) -> None:
     with auth_config.secrets_unread():
         config = AuditConfig.model_validate({"hmac_key_file": str(tmp_path / "elsewhere")})
     assert config.enabled is True
+
+
+def test_rotation_keys() -> None:
+    config = AuditConfig.model_validate({"daily_at": 750, "max_age": "400d", "compress": False})
+    assert (config.daily_at, config.max_age, config.compress) == ("12:30", 400 * 86400.0, False)
+    assert AuditConfig.model_validate({"daily_at": None}).daily_at is None
+    assert AuditConfig().max_age is None  # an audit trail is kept unless you choose otherwise
+    with pytest.raises(ValidationError, match="UTC time of day HH:MM"):
+        AuditConfig.model_validate({"daily_at": "25:00"})
+    with pytest.raises(ValidationError):
+        AuditConfig.model_validate({"max_age": 0})
+
+
+def test_errors_name_the_key_path() -> None:
+    from gateway.config.issues import ConfigError
+    from gateway.config.loading import parse_config
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config("audit:\n  path: /tmp/a.jsonl\n  daily_at: '24:10'\n  max_age: soon\n")
+    text = str(caught.value)
+    assert 'audit.daily_at: must be a UTC time of day HH:MM, 00:00 to 23:59, e.g. "00:00"' in text
+    assert "audit.max_age:" in text

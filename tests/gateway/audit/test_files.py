@@ -70,3 +70,32 @@ def test_rotated_names_never_overwrite(tmp_path: Path) -> None:
         (40, "audit.000000000040.jsonl"),
     ]  # fmt: skip
     assert rotated_name(tmp_path / "audit", 7).name == "audit.000000000007"
+
+
+@pytest.mark.parametrize("tmp_suffix", [".gz.tmp", ".gz.tmp.4242.x7Qz"])
+def test_compression_temp_names_plain_and_unique(tmp_path: Path, tmp_suffix: str) -> None:
+    """``<rotated>.gz.tmp`` and a unique ``<rotated>.gz.tmp.<anything>`` (what
+    gateway.logfiles.compress may write) are both a compression in progress: never listed
+    as a trail file, removed at start, and never a rotation's target name."""
+    active = tmp_path / "audit.jsonl"
+    (tmp_path / "audit.000000000001.jsonl").write_bytes(b"")
+    leftover = tmp_path / ("audit.000000000001.jsonl" + tmp_suffix)
+    leftover.write_bytes(b"\x1f\x8bpartial")
+    assert [p.name for _, p in rotated_files(active)] == ["audit.000000000001.jsonl"]
+    assert files.interrupted(active) == [leftover]
+    (tmp_path / "audit.000000000001.jsonl").unlink()  # a compression's temp file alone
+    assert rotated_files(active) == []
+    assert rotated_name(active, 1).name == "audit.000000000001-1.jsonl"
+
+
+def test_the_logfiles_compression_temp_name_is_recognised(tmp_path: Path) -> None:
+    """Whatever temporary name gateway.logfiles writes while compressing is a leftover here."""
+    from gateway.logfiles import naming
+
+    plain = tmp_path / "audit.000000000001.jsonl"
+    plain.write_bytes(b"")
+    leftover = naming.temporary(plain)
+    leftover.write_bytes(b"\x1f\x8bpartial")
+    active = tmp_path / "audit.jsonl"
+    assert files.interrupted(active) == [leftover]
+    assert [p for _, p in rotated_files(active)] == [plain]

@@ -16,8 +16,8 @@ BAD_CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
     ),
     (
         "unknown key three levels into an exporter",
-        patched(("exporters.file.rotation", {"max_files": 3})),
-        [("exporters.file.rotation.max_files", "unknown key")],
+        patched(("exporters.file.rotation", {"max_filez": 3})),
+        [("exporters.file.rotation.max_filez", "unknown key")],
     ),
     (
         "unknown key in a pipeline",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections import namedtuple
 
@@ -212,3 +213,24 @@ async def test_a_failing_sample_marks_the_receiver_failed_and_keeps_going(monkey
     monkeypatch.undo()
     assert await receiver.collect() is True
     assert receiver.status.state == "ok" and receiver.status.last_error is None
+
+
+def test_loop_cpu_is_the_cpu_of_the_event_loops_thread_alone():
+    sampler = SystemSampler()
+    assert sampler.sample().process.loop_cpu is None  # the loop's thread is not known yet
+    sampler.loop_thread = threading.get_native_id()
+    assert sampler.sample().process.loop_cpu is None  # its first reading is the baseline
+    spent = time.thread_time()
+    idle = threading.Thread(target=time.sleep, args=(0.3,))  # another thread, not busy
+    idle.start()
+    deadline = time.thread_time() + 0.3
+    while time.thread_time() < deadline:  # this thread busy for 0.3 s of CPU
+        pass
+    idle.join()
+    spent = time.thread_time() - spent
+    snapshot = sampler.sample()
+    assert snapshot.process.loop_cpu is not None
+    # The sampler's figure is this thread's CPU time over the interval (clock ticks: 10 ms).
+    assert abs(snapshot.process.loop_cpu * snapshot.interval - spent) < 0.05
+    sampler.loop_thread = 2**31 - 1  # a thread that does not exist: unknown, not zero
+    assert sampler.sample().process.loop_cpu is None
