@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from exporters.settings import QueueSettings
 from exporters.spool_files import (
     OVERHEAD,
     DirectoryCheck,
@@ -61,6 +62,14 @@ def default_directory(exporter_id: str, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     base = env.get("OTELGATE_DATA_DIR") or "./otelgate-data"
     return Path(base) / "spool" / quote(exporter_id, safe="")
+
+
+def spool_directory(exporter_id: str, config: object) -> str | None:
+    """The directory of an exporter's disk spool (its ``sending_queue``), if it has one."""
+    queue = getattr(config, "sending_queue", None)
+    if isinstance(queue, QueueSettings) and queue.storage == "disk":
+        return str(queue.directory or default_directory(exporter_id))
+    return None
 
 
 def record_size(batch: Batch) -> int:

@@ -13,14 +13,13 @@ from typing import Literal
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from exporters.prometheus.pull import PrometheusExporterConfig
 from exporters.queue import ExporterQueue
 from exporters.sending import queue_around
-from exporters.settings import ExporterSettings, QueueSettings
-from exporters.spool import default_directory
+from exporters.settings import ExporterSettings
+from exporters.spool import spool_directory
 from gateway.alerting.service import AlertingService
 from gateway.alerting.setup import build_alerting, filesystem_paths, rules_of
 from gateway.api.admin import Readiness, create_admin_app
@@ -91,7 +90,7 @@ class Gateway:
         self.state: State = "created"
         self.observers: list[Observer] = []
         self._admin: AdminAccess | None = None
-        spools = [_spool_directory(name, cfg) for name, cfg in config.exporters.items()]
+        spools = [spool_directory(name, cfg) for name, cfg in config.exporters.items()]
         rules = rules_of(config.alerting) if config.alerting.enabled else []
         watched = [*data_paths(config), *config.health.system.paths]
         watched += [d for d in spools if d is not None]
@@ -245,10 +244,8 @@ class Gateway:
     def log_files(self) -> list[ManagedFile]:
         """The rotating files the gateway writes: its log file, the file exporters' and the
         audit trail's."""
-        found = managed_files((name, queue.exporter) for name, queue in self.queues.items())
-        if self.audit is not None:
-            found.append(ManagedFile("audit", self.audit))
-        return found
+        exporters = ((name, queue.exporter) for name, queue in self.queues.items())
+        return managed_files(exporters, audit=self.audit)
 
     def _telemetry_reader(self) -> TelemetryReader | None:
         """The store exporter's reader (None without one, or before it started)."""
@@ -258,19 +255,19 @@ class Gateway:
                 return reader
         return None
 
+    def _pipelines(self, signal: Signal, receiver: str | None) -> list[Pipeline]:
+        """The pipelines of ``signal`` that list ``receiver`` (all of them when None)."""
+        listed = self.config.service.pipelines
+        return [
+            p
+            for p in self.pipelines
+            if p.signal is signal and (receiver is None or receiver in listed[p.name].receivers)
+        ]
+
     def _routes(self, receiver: str) -> dict[Signal, Router]:
         """The routers of the pipelines that list ``receiver``, per signal."""
-        routers = {}
-        for signal in Signal:
-            pipelines = [
-                p
-                for p in self.pipelines
-                if p.signal is signal
-                and receiver in self.config.service.pipelines[p.name].receivers
-            ]
-            if pipelines:
-                routers[signal] = Router(signal, pipelines)
-        return routers
+        found = {signal: self._pipelines(signal, receiver) for signal in Signal}
+        return {signal: Router(signal, p) for signal, p in found.items() if p}
 
     async def emit(self, batch: Batch, source: str | None = None) -> bool:
         """Feed a batch the gateway produced itself (system metrics, span metrics) into the
@@ -280,12 +277,7 @@ class Gateway:
         pipelines cannot take it now; internal producers use cumulative temporality, so the
         next batch carries the totals and nothing is lost for good.
         """
-        pipelines = [
-            p
-            for p in self.pipelines
-            if p.signal is batch.signal
-            and (source is None or source in self.config.service.pipelines[p.name].receivers)
-        ]
+        pipelines = self._pipelines(batch.signal, source)
         if not pipelines or not batch.items:
             return False
         try:
@@ -404,11 +396,3 @@ class Gateway:
             await self.audit.stop()
         self.state = "stopped"
         log.info("otelgate stopped")
-
-
-def _spool_directory(name: str, config: BaseModel) -> str | None:
-    """The directory of exporter ``name``'s disk spool, if it has one."""
-    queue = getattr(config, "sending_queue", None)
-    if isinstance(queue, QueueSettings) and queue.storage == "disk":
-        return str(queue.directory or default_directory(name))
-    return None

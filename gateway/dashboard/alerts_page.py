@@ -25,7 +25,7 @@ from gateway.alerting.service import AlertingService
 from gateway.api.alerts_models import AlertView, SilenceView, alert_view, silence_view
 from gateway.api.times import epoch
 from gateway.config.values import parse_window
-from gateway.dashboard.render import identity_of, page
+from gateway.dashboard.render import identity_of, page, page_offset
 from gateway.dashboard.sources import DashboardSources
 from gateway.security.auth import ANONYMOUS
 
@@ -52,8 +52,6 @@ DURATIONS = (
     (604800, "1 week"),
 )
 DEFAULT_DURATION = 3600
-
-MAX_OFFSET = 1_000_000  # a larger offset is a typo (and overflows SQLite's integer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +92,7 @@ def history_filters(params: Mapping[str, str]) -> HistoryFilters:
     """The filters of a query string (unknown or malformed values are left out)."""
     text = {name: params.get(name, "").strip()[:200] for name in
             ("service", "rule", "severity", "state", "since")}  # fmt: skip
-    try:
-        offset = min(max(0, int(params.get("offset", "0"))), MAX_OFFSET)
-    except ValueError:
-        offset = 0
-    return HistoryFilters(**text, offset=offset)
+    return HistoryFilters(**text, offset=page_offset(params))
 
 
 def open_alerts(service: AlertingService) -> list[AlertView]:

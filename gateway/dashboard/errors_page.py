@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse
 
 from gateway.api.errors_models import group_detail, group_view
 from gateway.dashboard.charts import sparkline
-from gateway.dashboard.render import identity_of, page
+from gateway.dashboard.render import identity_of, page, page_offset
 from gateway.dashboard.sources import DashboardSources
 from gateway.error_tracking.groups import STATUSES, ErrorGroup
 from gateway.error_tracking.stacktrace import Frame, parse_stacktrace
@@ -39,8 +39,6 @@ ACTIONS = {
     "ignored": (("unresolve", "Unresolve"), ("resolve", "Resolve")),
 }
 DONE = {"resolve": "Resolved", "ignore": "Ignored", "unresolve": "Marked unresolved"}
-
-MAX_OFFSET = 1_000_000  # a larger offset is a typo (and overflows SQLite's integer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +67,7 @@ def group_filters(params: Mapping[str, str]) -> GroupFilters:
     for key in SORTS:
         if key == wanted:
             sort = key
-    try:
-        offset = min(max(0, int(params.get("offset", "0"))), MAX_OFFSET)
-    except ValueError:
-        offset = 0
+    offset = page_offset(params)
     return GroupFilters(
         service=params.get("service", "").strip()[:200],
         status=status if status in STATUSES else "",

@@ -4,6 +4,7 @@ shares, and the headers that keep a page to the gateway's own scripts and styles
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,3 +113,14 @@ def page(
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
+
+
+MAX_OFFSET = 1_000_000  # a larger offset is a typo (and overflows SQLite's integer)
+
+
+def page_offset(params: Mapping[str, str]) -> int:
+    """The ``offset`` of a list page's query string: 0 when missing or malformed, capped."""
+    try:
+        return min(max(0, int(params.get("offset", "0"))), MAX_OFFSET)
+    except ValueError:
+        return 0

@@ -31,14 +31,19 @@ class ManagedFile:
 
 
 def managed_files(
-    exporters: Iterable[tuple[str, object]], logger: logging.Logger | None = None
+    exporters: Iterable[tuple[str, object]],
+    logger: logging.Logger | None = None,
+    audit: StatusSource | None = None,
 ) -> list[ManagedFile]:
     """The gateway's log file (a :class:`LogFileHandler` on ``logger``, the root logger by
-    default) and every exporter with a ``log_file`` (a :class:`RotatingFile`)."""
+    default), every exporter with a ``log_file`` (a :class:`RotatingFile`) and the audit
+    trail, when there is one."""
     root = logger if logger is not None else logging.getLogger()
     found = [ManagedFile("logging", h.file) for h in root.handlers if isinstance(h, LogFileHandler)]
     for name, exporter in exporters:
         file = getattr(exporter, "log_file", None)
         if isinstance(file, RotatingFile):
             found.append(ManagedFile(f"exporter {name}", file))
+    if audit is not None:
+        found.append(ManagedFile("audit", audit))
     return found
