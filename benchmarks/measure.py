@@ -1,22 +1,27 @@
 """One measured load run against one target: start the driver on the driver core, watch the
-target's CPU and memory while it runs, wait until the sink has everything, and compare what
-the driver had accepted with what was delivered downstream."""
+target's CPU (its whole process tree, supervisor and workers apart) and memory while it runs,
+wait until the sink has everything, and compare what the driver had accepted with what was
+delivered downstream. The load generator's own CPU (driver and sink) is measured too."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import resource
 import select
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
+from benchmarks import proctree
 from benchmarks.payloads import CONTENT_TYPES, Index
 from benchmarks.targets import DRIVER_CORE, Target
 
@@ -38,6 +43,7 @@ class Sink:
             stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent.parent,
         )  # fmt: skip
         log.close()
+        self._ps = psutil.Process(self.proc.pid)  # taskset execs: the same pid
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -47,6 +53,11 @@ class Sink:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("the sink did not start")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the sink has used so far."""
+        times = self._ps.cpu_times()
+        return float(times.user + times.system)
 
     def counts(self) -> dict[str, Any]:
         return dict(httpx.get(self.url, timeout=10).json())
@@ -93,6 +104,11 @@ class Result:
     cpu_seconds: float
     peak_rss: int
     p99_ms: float | None = None
+    workers: str = "1"  # otelgate's --workers ("1": one process)
+    worker_processes: int = 0  # worker processes it ran (0: one process)
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # main (supervisor), workers
+    driver_cpu: float = math.nan  # CPU seconds of the load driver (wrk, grpc_load) after ready
+    sink_cpu: float = math.nan  # CPU seconds of the counting sink over the window
 
     @property
     def items_per_second(self) -> float:
@@ -106,6 +122,18 @@ class Result:
     def cpu_us_per_item(self) -> float:
         delivered = self.delivered[0] if self.delivered else 0
         return 1e6 * self.cpu_seconds / delivered if delivered else float("nan")
+
+    def part_us_per_item(self, part: str) -> float:
+        """CPU us per delivered item of one part of the target: ``main`` (the supervisor, or
+        the only process) or ``workers``."""
+        delivered = self.delivered[0] if self.delivered else 0
+        seconds = self.cpu_parts.get(part, math.nan)
+        return 1e6 * seconds / delivered if delivered else math.nan
+
+    @property
+    def load_cores(self) -> float:
+        """Cores the load generator (driver + sink) used over the window."""
+        return (self.driver_cpu + self.sink_cpu) / self.window
 
     @property
     def core_share(self) -> float:
@@ -172,14 +200,21 @@ class _Watch:
         self.before, _ = sink.items(signal_name)
         self.counts = self.before
         self.started = self.last_arrival = time.monotonic()
-        self.cpu0 = target.cpu_seconds()
-        self.cpu = 0.0
+        self.parts0 = target.cpu_parts()
+        self.parts: dict[str, float] = {}
+        self.sink0 = sink.cpu_seconds()
+        self.sink_cpu = 0.0
         self.peak_rss = target.rss()
 
     def driver_ready(self) -> None:
         """The load starts now: the window and the CPU count from here."""
         self.started = self.last_arrival = time.monotonic()
-        self.cpu0 = self.target.cpu_seconds()
+        self.parts0 = self.target.cpu_parts()
+        self.sink0 = self.sink.cpu_seconds()
+
+    @property
+    def cpu(self) -> float:
+        return self.parts.get("total", 0.0)
 
     def poll(self) -> None:
         self.peak_rss = max(self.peak_rss, self.target.rss())
@@ -199,7 +234,8 @@ class _Watch:
             if now - changed >= (quiet if done else patience):
                 break
             time.sleep(0.05)
-        self.cpu = self.target.cpu_seconds() - self.cpu0
+        self.parts = proctree.delta(self.target.cpu_parts(), self.parts0)
+        self.sink_cpu = self.sink.cpu_seconds() - self.sink0
 
     @property
     def delivered(self) -> list[int]:
@@ -212,6 +248,7 @@ def run_load(target: Target, sink: Sink, load: Load, index: Index, level: str, r
     last item reached the sink."""
     command, env = _driver(target, load, index)
     watch = _Watch(target, sink, load.signal)
+    reaped0 = _children_cpu()
     proc = subprocess.Popen(
         ["taskset", "-c", DRIVER_CORE, *command], stdout=subprocess.PIPE, text=True,
         env={**os.environ, **env}, cwd=Path(__file__).parent.parent,
@@ -220,6 +257,7 @@ def run_load(target: Target, sink: Sink, load: Load, index: Index, level: str, r
         proc.kill()
         raise RuntimeError(f"load driver did not start: {command}")
     watch.driver_ready()
+    driver_times = psutil.Process(proc.pid).cpu_times()  # start-up: not part of the load
     stop_at = time.monotonic() + load.seconds + GRACE
     while proc.poll() is None:
         watch.poll()
@@ -231,6 +269,7 @@ def run_load(target: Target, sink: Sink, load: Load, index: Index, level: str, r
     if summary is None:
         raise RuntimeError(f"load driver printed no summary: {command}")
     stats = json.loads(summary.removeprefix("BENCH "))
+    driver_cpu = _children_cpu() - reaped0 - (driver_times.user + driver_times.system)
     items = index.items
     if load.transport == "grpc":
         failed, socket_errors, late = sum(stats["errors"].values()), 0, stats["late"]
@@ -243,5 +282,13 @@ def run_load(target: Target, sink: Sink, load: Load, index: Index, level: str, r
     return Result(
         target.name, load.transport, load.signal, level, rep, load.seconds,
         max(watch.last_arrival - watch.started, 1e-3), accepted, failed, socket_errors, late,
-        watch.delivered, watch.cpu, watch.peak_rss, p99,
+        watch.delivered, watch.cpu, watch.peak_rss, p99, target.workers,
+        target.worker_processes, watch.parts, driver_cpu, watch.sink_cpu,
     )  # fmt: skip
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have exited and been waited for (the
+    driver, once ``Popen.poll`` has reaped it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -14,6 +14,13 @@ over OTLP/HTTP protobuf, OTLP/gRPC and OTLP/JSON with traces and logs, at two lo
 
 It prints (and writes to ``--out``) the medians over the repetitions and the ratios
 otelgate/rotel. See benchmarks/README.md for what is measured and how.
+
+``--workers 1,2,auto`` runs otelgate once per worker count (``otelgate run --workers N``: a
+supervisor and N worker processes) and, unless the axis is just ``1``, every target unpinned
+(rotel's threads and otelgate's processes on every core; the driver and sink stay on core 0).
+CPU then counts the whole process tree, the supervisor and the workers apart, and a second table
+gives items/s, CPU per item, the ratios to rotel, the efficiency items/s(N) / (N x items/s(1))
+and the load generator's CPU.
 """
 
 from __future__ import annotations
@@ -29,12 +36,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from benchmarks import payloads, report
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks import payloads, proctree, report
 from benchmarks.measure import TRANSPORTS, Load, Result, Sink, run_load
-from benchmarks.targets import Target, free_port, rotel_binary, snapshot_source
+from benchmarks.targets import (
+    DRIVER_CORE,
+    TARGET_CORE,
+    Target,
+    free_port,
+    rotel_binary,
+    snapshot_source,
+)
 
 DEFAULT_WORKDIR = Path("/tmp/otelgate-bench")
 CONNECTIONS = {"fixed": 16, "max": 32}
+STATUS_LAG = 1.5  # s: workers send the supervisor their counters every second
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
                         help="otelgate's packages from this directory (A/B a change)")  # fmt: skip
     parser.add_argument("--live", action="store_true",
                         help="run otelgate from the working tree, not a snapshot")  # fmt: skip
+    parser.add_argument("--workers", default="1",
+                        help="otelgate worker counts, e.g. 1,2,auto (otelgate run --workers N); "
+                             "other than 1: every target unpinned")  # fmt: skip
+    parser.add_argument("--unpinned", action="store_true",
+                        help="run the targets on every core even with --workers 1")  # fmt: skip
     return parser
 
 
@@ -92,12 +115,35 @@ def _measure(target: Target, sink: Sink, load: Load, index: payloads.Index, leve
     result = run_load(target, sink, load, index, level, rep)
     if not before:
         return result, {}
-    cpu0, began = target.cpu_seconds(), time.monotonic()
+    parts0, began = target.cpu_parts(), time.monotonic()
     after = _store_drained(target)
     drain = time.monotonic() - began
-    result = replace(result, cpu_seconds=result.cpu_seconds + target.cpu_seconds() - cpu0)
+    extra = proctree.delta(target.cpu_parts(), parts0)
+    parts = {k: v + extra.get(k, 0.0) for k, v in result.cpu_parts.items()}
+    result = replace(result, cpu_seconds=result.cpu_seconds + extra["total"], cpu_parts=parts)
     store = {k: after[k] - before[k] for k in ("sent", "dropped", "failed")}
     return result, {**store, "queued": after["queued"], "drain_s": round(drain, 2)}
+
+
+def _refused(target: Target, late: bool = False) -> dict[str, float]:
+    """otelgate's refused items and requests so far, by reason (``/metrics``; empty for
+    rotel): why a run had failed requests. ``late``: first wait until the workers' counters of
+    the run just ended have reached the supervisor."""
+    if target.product != "otelgate":
+        return {}
+    if late and target.worker_processes:  # workers report their counters every second
+        time.sleep(STATUS_LAG)
+    url = f"http://127.0.0.1:{target.admin_port}/metrics"
+    text = httpx.get(url, headers=target.admin_headers(), timeout=10).text
+    names = {"otelgate_receiver_refused_items_total": "items",
+             "otelgate_receiver_refused_requests_total": "requests"}  # fmt: skip
+    refused: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in names:
+                key = f"{names[sample.name]} {sample.labels.get('reason', '?')}"
+                refused[key] += float(sample.value)
+    return dict(refused)
 
 
 def _store_lines(shed: dict[tuple[str, str, str], list[dict[str, float]]]) -> list[str]:
@@ -123,6 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     transports = args.transports.split(",")
     signals = args.signals.split(",")
     levels = args.levels.split(",")
+    workers = args.workers.split(",")
+    pinned = not args.unpinned and workers == ["1"]
+    targets = [(p, c, w) for p in products for c in configs
+               for w in (workers if p == "otelgate" else ["1"])
+               if p != "rotel" or c in ("forward", "full")]  # fmt: skip
     rotel = rotel_binary() if "rotel" in products else ""
     index = payloads.ensure(args.workdir / "payloads", bodies=args.bodies)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -132,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if source is None and not args.live and "otelgate" in products:
         source = snapshot_source(out / "src")
     offered = {t: args.json_rate if t == "http/json" else args.rate for t in transports}
-    runs = args.reps * len(products) * len(configs) * len(transports) * len(signals) * len(levels)
-    estimate = runs * (args.duration + 1.3) + args.reps * len(products) * len(configs) * 9
+    runs = args.reps * len(targets) * len(transports) * len(signals) * len(levels)
+    estimate = runs * (args.duration + 1.3) + args.reps * len(targets) * 9
     header = [
         f"# otelgate vs rotel, {report.machine()}",
         f"# {report.versions(rotel) if rotel else ''}; {report.tree()}"
@@ -142,11 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{index.items} items each ({index.directory})",
         f"# {runs} runs of {args.duration:g} s, {args.reps} repetition(s); "
         f"about {estimate / 60:.0f} min",
+        f"# targets {'pinned to core ' + TARGET_CORE if pinned else 'unpinned'}; "
+        f"driver and sink on core {DRIVER_CORE}; otelgate workers: {args.workers}",
     ]
     print("\n".join(header), flush=True)
     results: list[Result] = []
     components: dict[str, list[str]] = {}
     shed: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    failures: list[str] = []  # otelgate's refusals, by reason, of runs that had some
     sink_ports = [free_port(), free_port()]
     sink = Sink(sink_ports, free_port(), out)
     began = time.monotonic()
@@ -154,11 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = [(lv, t, s) for lv in levels for t in transports for s in signals]
     try:
         with (out / "runs.jsonl").open("w") as log:
-            for rep, product, config in itertools.product(range(args.reps), products, configs):
-                if product == "rotel" and config not in ("forward", "full"):
-                    continue  # the variants switch otelgate's parts; rotel has one of each
-                workdir = out / f"{product}-{config}"
-                target = Target(product, config, workdir, sink_ports, source=source)
+            # the config variants switch otelgate's parts; rotel has one of each
+            for rep, (product, config, count) in itertools.product(range(args.reps), targets):
+                workdir = out / (f"{product}-{config}" + ("" if count == "1" else f"-w{count}"))
+                target = Target(product, config, workdir, sink_ports, source=source,
+                                workers=count, pinned=pinned)  # fmt: skip
                 target.start()
                 components[target.name] = target.components
                 try:
@@ -167,11 +221,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         rate = offered[transport] if level == "fixed" else 0.0
                         load = Load(signal, transport, rate / index.items, args.duration,
                                     CONNECTIONS[level])  # fmt: skip
+                        refused0 = _refused(target)
                         result, store = _measure(target, sink, load, index, level, rep)
+                        refused = proctree.delta(_refused(target, late=True), refused0)
+                        refused = {k: v for k, v in refused.items() if v}
+                        if refused:
+                            failures.append(f"- {result.target} {transport} {signal} {level} "
+                                            f"rep {rep}: refused {refused}")  # fmt: skip
                         results.append(result)
                         if store:
                             shed[(target.name, signal, level)].append(store)
-                        log.write(json.dumps({**asdict(result), "store": store}) + "\n")
+                        log.write(
+                            json.dumps({**asdict(result), "store": store, "refused": refused})
+                            + "\n"
+                        )
                         log.flush()
                         _progress(result)
                 finally:
@@ -188,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shed:
         lines += ["", "store exporter (medians; its CPU includes writing the backlog):",
                   *_store_lines(shed)]  # fmt: skip
+    if failures:
+        lines += ["", "refused by otelgate (items / requests by reason):", *failures]
+    if workers != ["1"] or not pinned:
+        lines += ["", "## Workers", "", report.workers_section(results, configs, workers)]
     text = "\n".join(lines)
     (out / "results.md").write_text(text + "\n")
     print("\n" + text + f"\n\n(raw runs: {out / 'runs.jsonl'})")
@@ -198,10 +265,19 @@ def _progress(r: Result) -> None:
     print(
         f"  {r.target:16} {r.transport:13} {r.signal:6} {r.level:5} rep {r.rep}: "
         f"{r.items_per_second:9,.0f} items/s  {r.cpu_us_per_item:7.2f} us/item  "
-        f"core {r.core_share:4.2f}  rss {r.peak_rss / 2**20:4.0f} MiB  failed {r.failed_requests}"
+        f"core {r.core_share:4.2f}{_parts(r)}  load gen {r.load_cores:4.2f}  "
+        f"rss {r.peak_rss / 2**20:4.0f} MiB  failed {r.failed_requests}"
         f"{'' if r.complete else f'  MISMATCH accepted {r.accepted} delivered {r.delivered}'}",
         flush=True,
     )
+
+
+def _parts(r: Result) -> str:
+    """Supervisor and workers' us/item, when there are workers."""
+    if not r.worker_processes:
+        return ""
+    main, workers = r.part_us_per_item("main"), r.part_us_per_item("workers")
+    return f" (sup {main:.2f} + {r.worker_processes} workers {workers:.2f} us/item)"
 
 
 if __name__ == "__main__":

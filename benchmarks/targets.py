@@ -1,5 +1,6 @@
-"""The processes under test: otelgate and rotel, each pinned to its own core, forwarding to
-the counting sink, in a ``forward`` or a ``full`` configuration."""
+"""The processes under test: otelgate and rotel, each pinned to its own core (or unpinned, for
+the ``--workers`` comparison), forwarding to the counting sink, in a ``forward`` or a ``full``
+configuration; otelgate with ``--workers N`` is a supervisor and N worker processes."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import httpx
 import psutil
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks import proctree
 
 TARGET_CORE = "1"
 DRIVER_CORE = "0"
@@ -99,12 +102,17 @@ class Target:
     admin_port: int = field(default_factory=free_port)
     components: list[str] = field(default_factory=list)  # what is active, for the report
     source: Path | None = None  # otelgate's code (a snapshot); None: the installed one
+    workers: str = "1"  # otelgate's --workers: "1" (one process), "2", ..., "auto"
+    pinned: bool = True  # on TARGET_CORE (taskset); False: every core, as the scheduler likes
+    worker_processes: int = 0  # otelgate worker processes seen after the start (0: one process)
     proc: subprocess.Popen[bytes] | None = None
     _ps: psutil.Process | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.product}/{self.config}"
+        """``product/config``, with ``/wN`` for otelgate with more than one worker."""
+        suffix = f"/w{self.workers}" if self.product == "otelgate" and self.workers != "1" else ""
+        return f"{self.product}/{self.config}{suffix}"
 
     @property
     def authorization(self) -> str | None:
@@ -123,12 +131,14 @@ class Target:
         return 2 if self.product == "otelgate" and self.config.startswith("full") else 1
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start pinned to the target core and wait until it answers."""
+        """Start (pinned to the target core unless ``pinned`` is False) and wait until it
+        answers."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         command, env = self._otelgate() if self.product == "otelgate" else self._rotel()
         log = (self.workdir / f"{self.product}.log").open("ab")
         self.proc = subprocess.Popen(
-            ["taskset", "-c", TARGET_CORE, *command], stdout=log, stderr=subprocess.STDOUT,
+            [*(["taskset", "-c", TARGET_CORE] if self.pinned else []), *command],
+            stdout=log, stderr=subprocess.STDOUT,
             cwd=self.workdir, env={**os.environ, **env},
         )  # fmt: skip
         log.close()
@@ -138,10 +148,19 @@ class Target:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.logs()}")
             if self._ready():
-                return
+                self.worker_processes = proctree.worker_processes(self._ps)
+                if self.worker_processes >= self._expected_workers():
+                    return
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"{self.name} not ready after {timeout}s: {self.logs()}")
+
+    def _expected_workers(self) -> int:
+        """Worker processes otelgate will start (0: it runs as one process)."""
+        if self.product != "otelgate" or self.workers == "1":
+            return 0
+        count = len(os.sched_getaffinity(0)) if self.workers == "auto" else int(self.workers)
+        return 0 if (self.pinned and self.workers == "auto") or count == 1 else count
 
     def _ready(self) -> bool:
         if self.product == "otelgate":
@@ -158,14 +177,19 @@ class Target:
         return True
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time the process has used so far."""
+        """User + system CPU time the process tree (supervisor and workers) has used so far."""
+        return self.cpu_parts()["total"]
+
+    def cpu_parts(self) -> dict[str, float]:
+        """CPU seconds so far of the root process (``main``: the supervisor, or the only
+        process), its descendants (``workers``) and both (``total``)."""
         assert self._ps is not None
-        times = self._ps.cpu_times()
-        return float(times.user + times.system)
+        return proctree.cpu_parts(self._ps)
 
     def rss(self) -> int:
+        """Resident memory of the process tree (summed over its processes)."""
         assert self._ps is not None
-        return int(self._ps.memory_info().rss)
+        return proctree.rss(self._ps)
 
     def exporter_figures(self, exporter: str) -> dict[str, float]:
         """From otelgate's ``/metrics``: ``exporter``'s items sent, dropped and failed so far
@@ -213,7 +237,10 @@ class Target:
         path = self.workdir / "otelgate.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         command, env = otelgate_command(self.source)
-        return [*command, "run", "--config", str(path)], env
+        workers = [] if self.workers == "1" else ["--workers", self.workers]
+        if workers:
+            self.components.append(f"--workers {self.workers} (supervisor + worker processes)")
+        return [*command, "run", "--config", str(path), *workers], env
 
     # --- rotel --------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ segment and reports :attr:`Spool.problem` until a write succeeds (:mod:`exporter
 Reading skips a record that checks out but cannot be decoded (counted as failed) and after
 damage resynchronises on the next intact record (the damaged records are counted as dropped).
 Which segments are live, what they hold and when one is finished is counted in
-:mod:`exporters.spool_ledger`.
+:mod:`exporters.spool_ledger`. With ``service.workers`` every process spools in a partition of
+the exporter's spool directory and adopts orphaned partitions when it opens
+(:mod:`exporters.spool_partitions`).
 """
 
 from __future__ import annotations
@@ -38,12 +40,19 @@ from exporters.spool_files import (
 from exporters.spool_health import WriteHealth
 from exporters.spool_io import AckFiles, HeldFile, Outcome, Pending, Record, read_record, write_plan
 from exporters.spool_ledger import Ledger
+from exporters.spool_partitions import (
+    SUPERVISOR_PARTITION,
+    AdoptionReport,
+    Partitioning,
+    worker_partition,
+)
 from gateway.errors import BackpressureError
 from gateway.otlp.batch import Batch, Signal
 
 __all__ = [
-    "Recovery", "Spool", "SpoolEntry", "SpoolLockedError", "SpoolWriteError",
-    "default_directory", "record_size",
+    "SUPERVISOR_PARTITION", "AdoptionReport", "Partitioning", "Recovery", "Spool", "SpoolEntry",
+    "SpoolLockedError", "SpoolWriteError", "default_directory", "record_size", "spool_directory",
+    "worker_partition",
 ]  # fmt: skip
 
 log = logging.getLogger("otelgate.spool")
@@ -64,12 +73,15 @@ def default_directory(exporter_id: str, environ: Mapping[str, str] | None = None
     return Path(base) / "spool" / quote(exporter_id, safe="")
 
 
-def spool_directory(exporter_id: str, config: object) -> str | None:
-    """The directory of an exporter's disk spool (its ``sending_queue``), if it has one."""
+def spool_directory(exporter_id: str, config: object, partition: str | None = None) -> str | None:
+    """The directory of an exporter's disk spool (its ``sending_queue``), if it has one: the
+    spool root, or with ``partition`` (:func:`worker_partition` or ``SUPERVISOR_PARTITION``)
+    that partition of it."""
     queue = getattr(config, "sending_queue", None)
-    if isinstance(queue, QueueSettings) and queue.storage == "disk":
-        return str(queue.directory or default_directory(exporter_id))
-    return None
+    if not isinstance(queue, QueueSettings) or queue.storage != "disk":
+        return None
+    root = queue.directory or default_directory(exporter_id)
+    return str(root) if partition is None else str(Path(root) / partition)
 
 
 def record_size(batch: Batch) -> int:
@@ -99,8 +111,13 @@ class Spool:
         on_lost: Callable[[Signal, int], None] | None = None,
         on_unreadable: Callable[[Signal, int, str], None] | None = None,
         on_quarantine: Callable[[Path], None] | None = None,
+        partitioning: Partitioning | None = None,
     ) -> None:
         self.directory = Path(directory)
+        if partitioning is not None and partitioning.directory != self.directory:
+            raise ValueError(f"{self.directory} is not the directory of {partitioning}")
+        self.partitioning = partitioning  # adopt its orphans on open (exporters.spool_partitions)
+        self.adopted: list[AdoptionReport] = []  # what the last open adopted
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or min(64 * MIB, max(MIB // 16, max_bytes // 16))
         self.on_lost = on_lost  # (signal, items) lost to damage found while reading
@@ -166,9 +183,12 @@ class Spool:
     # --- start-up ----------------------------------------------------------------------------
 
     async def open(self) -> Recovery:
-        """Lock the directory, check every segment, quarantine damage, index what is left."""
+        """Lock the directory, adopt orphaned partitions (with a :class:`Partitioning`), check
+        every segment, quarantine damage, index what is left."""
         self._lock_fd = await asyncio.to_thread(lock_directory, self.directory)
         try:
+            if self.partitioning is not None:
+                self.adopted = await asyncio.to_thread(self.partitioning.adopt)
             check = DirectoryCheck(self.directory, self.on_quarantine)
             segments, report, next_id = await asyncio.to_thread(check.run)
         except BaseException:

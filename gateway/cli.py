@@ -16,7 +16,7 @@ from gateway import __version__
 from gateway.audit.command import add_audit_parser
 from gateway.config.issues import ConfigError
 from gateway.config.loading import default_config, load_config
-from gateway.config.model import Config, LoggingConfig
+from gateway.config.model import MAX_WORKERS, Config, LoggingConfig
 from gateway.config.overrides import apply_env_overrides
 from gateway.logfiles.handler import close_log_files, log_file_handler
 from gateway.redact import RedactingFormatter
@@ -140,13 +140,39 @@ def run_async(main: Coroutine[Any, Any, int]) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    try:
+    def load() -> Config:
         config = resolve_config(args.config)
+        if args.workers is None:
+            return config
+        service = config.service.model_copy(update={"workers": args.workers})
+        return config.model_copy(update={"service": service})
+
+    try:
+        config = load()
     except ConfigError as exc:
         print(f"otelgate: invalid configuration:\n{exc}", file=sys.stderr)
         return 1
     configure_logging(config.logging)
-    return run_async(serve(config, lambda: resolve_config(args.config)))
+    from gateway.workers.roles import worker_count
+
+    count = worker_count(config.service.workers)
+    if count > 1:
+        from gateway.workers.supervisor import serve_supervised
+
+        return run_async(serve_supervised(config, count, load))
+    return run_async(serve(config, load))
+
+
+def _workers(value: str) -> int | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or auto, not {value!r}") from None
+    if not 1 <= number <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_WORKERS}")
+    return number
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -236,6 +262,8 @@ environment:
   OTELGATE_ADMIN_ENDPOINT   override admin.endpoint
   OTELGATE_LOG_LEVEL        override logging.level (debug, info, warning, error)
   OTELGATE_EVENT_LOOP       uvloop (default when installed) or asyncio
+  OTELGATE_WORKER_INDEX, OTELGATE_WORKER_COUNT, OTELGATE_WORKER_LINK_FD
+                            set by the supervisor for its worker processes (--workers)
   ${env:NAME} in the config file is replaced by the variable's value.
 
 docs: docs/configuration.md, docs/operations.md, docs/troubleshooting.md
@@ -254,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", "-c", type=str, help="YAML configuration file")
+    run.add_argument(
+        "--workers", type=_workers, metavar="N|auto",
+        help="worker processes sharing the OTLP ports (service.workers; auto = usable CPUs)",
+    )  # fmt: skip
     run.set_defaults(func=_cmd_run)
     demo = commands.add_parser(
         "demo", help="run the gateway with three instrumented demo services and traffic"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from exporters.queue import ExporterQueue
 from exporters.spool import SpoolWriteError
@@ -86,12 +86,27 @@ class Pipeline:
                     raise result
 
 
+class Stage(Protocol):
+    """What a router feeds: a :class:`Pipeline`, or a worker's relay to its supervisor."""
+
+    name: str
+    mutates: bool
+
+    def check_room(self, items: int, nbytes: int) -> None: ...
+
+    async def consume(self, batch: Batch) -> None: ...
+
+
 class Router:
     """Feeds a receiver's batches of one signal to the pipelines that list the receiver."""
 
-    def __init__(self, signal: Signal, pipelines: Sequence[Pipeline]) -> None:
+    def __init__(
+        self, signal: Signal, pipelines: Sequence[Stage], shared: bool | None = None
+    ) -> None:
         self.signal = signal
         self.pipelines = tuple(pipelines)
+        # Whether mutating pipelines need their own copy (default: when there are several).
+        self.shared = len(self.pipelines) > 1 if shared is None else shared
 
     def check_room(self, items: int, nbytes: int) -> None:
         """Raise the refusal the client should see unless every pipeline has room."""
@@ -105,9 +120,8 @@ class Router:
         the caller already called :meth:`check_room` for it (a request taken in pieces)."""
         if not checked:
             self.check_room(batch.items, batch.nbytes)
-        shared = len(self.pipelines) > 1
         for pipeline in self.pipelines:
-            await pipeline.consume(batch.copy() if shared and pipeline.mutates else batch)
+            await pipeline.consume(batch.copy() if self.shared and pipeline.mutates else batch)
 
 
 # Gateway.emit: feed an internally produced batch to the pipelines listing ``source``.

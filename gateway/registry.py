@@ -102,6 +102,8 @@ class Host:
     errors_in_trace: Callable[[str], list[str]] | None = None
     #: Who may send: bearer tokens and client certificates (the ``auth:`` section).
     auth: Authenticator | None = None
+    #: Listen with SO_REUSEPORT: worker processes share the OTLP ports (gateway.workers).
+    reuse_port: bool = False
 
 
 @dataclass(frozen=True)

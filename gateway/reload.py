@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ class ReloadOutcome:
     applied: list[str] = field(default_factory=list)
     restart_needed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # configuration paths, never values
+    config: Config | None = None  # the configuration loaded (when it was valid)
 
     def as_json(self) -> dict[str, Any]:
         """The ``POST /-/reload`` answer."""
@@ -85,6 +86,8 @@ class ConfigReloader:
         self.successful.set(1)
         self.success_time.set(time.time())
         self._lock = asyncio.Lock()
+        #: Called after a successful reload (the supervisor replaces its workers there).
+        self.on_reloaded: Callable[[ReloadOutcome], Awaitable[None]] | None = None
 
     async def reload(self, source: str = "sighup") -> ReloadOutcome:
         """Reload now (reloads never overlap); ``source`` (``sighup``, ``http``) is what the
@@ -95,6 +98,8 @@ class ConfigReloader:
             except Exception as exc:  # a bug: the attempt is still audited, then it propagates
                 self._audit(source, ReloadOutcome(False, errors=[f"internal error: {exc}"]))
                 raise
+        if outcome.ok and self.on_reloaded is not None:
+            await self.on_reloaded(outcome)
         self._audit(source, outcome)
         if outcome.ok:
             self.successful.set(1)
@@ -142,7 +147,7 @@ class ConfigReloader:
             self.gateway.config = old.model_copy(update={"alerting": new.alerting})
         applied = ["alerting"] if alerting is not None and "alerting.enabled" not in restart else []
         return ReloadOutcome(
-            True, applied=applied, restart_needed=sorted(set(restart)), changed=paths
+            True, applied=applied, restart_needed=sorted(set(restart)), changed=paths, config=new
         )
 
     def router(self) -> APIRouter:

@@ -9,7 +9,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from prometheus_client import CollectorRegistry
@@ -76,17 +76,14 @@ class Gateway:
         config: Config,
         registry: CollectorRegistry | None = None,
         reload_config: Callable[[], Config] | None = None,
+        spool_partition: str | None = None,  # the supervisor's, with worker processes
+        workers: int = 1,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.exposition: Any = self.registry  # what /metrics shows (workers' merged in too)
         self.metrics = GatewayMetrics(self.registry)
-        limits = config.service.admission
-        self.admission = Admission(
-            self.metrics,
-            max_inflight_bytes=limits.max_inflight_bytes,
-            max_loop_delay=limits.max_loop_delay,
-            retry_after=limits.retry_after,
-        )
+        self.admission = Admission.of(self.metrics, config.service.admission)
         self.state: State = "created"
         self.observers: list[Observer] = []
         self._admin: AdminAccess | None = None
@@ -121,7 +118,9 @@ class Gateway:
         for name, cfg in config.exporters.items():
             assert isinstance(cfg, ExporterSettings)  # every exporter config has these
             exporter = REGISTRY.exporter(name, cfg, host)
-            self.queues[name] = queue_around(name, exporter, cfg, self.metrics)
+            self.queues[name] = queue_around(
+                name, exporter, cfg, self.metrics, partition=spool_partition, workers=workers
+            )
         self.processors = {
             name: REGISTRY.processor(name, cfg, host) for name, cfg in config.processors.items()
         }
@@ -231,7 +230,7 @@ class Gateway:
         """The admin listener's ASGI application, behind its access control."""
         # Built on first use, so routes registered after __init__ are included.
         if self._admin is None:
-            app = create_admin_app(self.registry, self.readiness, self.admin_routers)
+            app = create_admin_app(self.exposition, self.readiness, self.admin_routers)
             # A Prometheus exporter's scrape path is configurable: readable like /metrics.
             scrape = tuple(
                 RouteAccess("GET", cfg.path, "read")
@@ -242,8 +241,7 @@ class Gateway:
         await self._admin(scope, receive, send)
 
     def log_files(self) -> list[ManagedFile]:
-        """The rotating files the gateway writes: its log file, the file exporters' and the
-        audit trail's."""
+        """The rotating files it writes: its log, the file exporters' and the audit trail."""
         exporters = ((name, queue.exporter) for name, queue in self.queues.items())
         return managed_files(exporters, audit=self.audit)
 
@@ -327,9 +325,9 @@ class Gateway:
             await receiver.start()
         self.state = "running"
         listening = [e for r in self.receivers.values() for e in r.listening()]
-        log.info(
-            "otelgate running: %s; admin on %s", ", ".join(listening), self.config.admin.endpoint
-        )
+        if listening:  # a supervisor's gateway has none: the supervisor says what runs
+            admin = self.config.admin.endpoint
+            log.info("otelgate running: %s; admin on %s", ", ".join(listening), admin)
 
     async def _start_slos(self) -> None:
         """Open the store (when SLOs, alerting or error tracking keep state) and load their

@@ -171,7 +171,11 @@ class JsonFormatter(_ServiceNameMixin, logging.Formatter):
                 "stacktrace": "".join(traceback.format_exception(exc_type, exc, tb)),
             }
         elif record.exc_text:
-            out["exception"] = {"type": "", "message": "", "stacktrace": record.exc_text}
+            out["exception"] = {  # a record relayed from another process keeps its text only
+                "type": getattr(record, "_exc_type", ""),
+                "message": getattr(record, "_exc_message", ""),
+                "stacktrace": record.exc_text,
+            }
         if record.stack_info:
             out["stack"] = record.stack_info
         return out

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
+import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -86,3 +89,25 @@ def traces_batch(n: int = 3, nbytes: int | None = None) -> Batch:
 
 def logs_batch(n: int = 2) -> Batch:
     return Batch.from_request(Signal.LOGS, logs_request(n))
+
+
+def health_config_text(tmp_path: Path, **health: Any) -> str:
+    """A gateway config (OTLP/HTTP and host metrics into a file, admin on port 0) with these
+    ``health`` settings, for the health API tests."""
+    return yaml.safe_dump(
+        {
+            "receivers": {
+                "otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}},
+                "hostmetrics": {"collection_interval": "10s"},
+            },
+            "exporters": {"file": {"path": str(tmp_path / "data" / "out.jsonl")}},
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "exporters": ["file"]},
+                    "metrics": {"receivers": ["otlp", "hostmetrics"], "exporters": ["file"]},
+                }
+            },
+            "admin": {"endpoint": "127.0.0.1:0"},
+            "health": health,
+        }
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -25,7 +25,6 @@ from gateway.api.health_models import (
     ATTENTION_LIMIT,
     AlertingHealth,
     Components,
-    ExporterHealth,
     HealthResponse,
     LogFileHealth,
     NotificationHealth,
@@ -54,6 +53,14 @@ from gateway.logfiles.status import FileStatus, degraded_reasons
 from gateway.otlp.builders import instance_id
 from gateway.pipeline import Pipeline
 from gateway.registry import ReceiverReport
+from gateway.workers.status import WorkerSlot
+from gateway.workers.view import (
+    combine_exporters,
+    exporter_health,
+    merge_receivers,
+    worker_reasons,
+    workers_health,
+)
 
 
 class GatewayView(Protocol):
@@ -97,6 +104,7 @@ class HealthService:
         sampler: SystemSampler,
         hostmetrics_intervals: Sequence[float],
         clock: Callable[[], float] = time.monotonic,
+        worker_slots: Callable[[], Iterable[WorkerSlot]] | None = None,
     ) -> None:
         self.gateway = gateway
         self.config = config
@@ -112,6 +120,8 @@ class HealthService:
         self.alerting: AlertingService | None = None  # set by the gateway when alerting is on
         self.system_history: SystemHistory | None = None  # set by the gateway when sampling
         self.log_files: Callable[[], Sequence[ManagedFile]] = list  # set by the gateway
+        # Set by the supervisor with service.workers > 1 (gateway.workers.view).
+        self.worker_slots = worker_slots
         self._locks = {k: asyncio.Lock() for k in ("health", "services", "history")}
 
     async def _cached(self, key: str, build: Callable[[], Awaitable[T]]) -> T:
@@ -167,8 +177,11 @@ class HealthService:
         """The whole gateway (cached)."""
         return await self._cached("health", self._build_health)
 
-    def _receivers(self) -> list[ReceiverHealth]:
+    def _receivers(self, slots: list[WorkerSlot] | None) -> list[ReceiverHealth]:
         running = self.gateway.state == "running"
+        reports = self.gateway.receiver_reports()
+        if slots is not None:  # OTLP receivers run in the workers
+            reports = merge_receivers(reports, slots)
         return [
             ReceiverHealth(
                 name=name,
@@ -178,14 +191,17 @@ class HealthService:
                 last_error=report.last_error,
                 last_run_at=from_epoch(report.last_run_at),
             )
-            for name, (type_, report) in self.gateway.receiver_reports().items()
+            for name, (type_, report) in reports.items()
         ]
 
     async def _build_health(self) -> HealthResponse:
         snapshot = await asyncio.to_thread(self.sampler.fresh, self.max_sample_age)
         checks = system_checks(snapshot, self.config.system)
-        exporters = [exporter_report(q) for q in self.gateway.queues.values()]
-        receivers = self._receivers()
+        slots = None if self.worker_slots is None else list(self.worker_slots())
+        own = [exporter_report(q) for q in self.gateway.queues.values()]
+        combined = combine_exporters(own, slots) if slots is not None else None
+        exporters = own if combined is None else [total for total, _ in combined]
+        receivers = self._receivers(slots)
         readiness = self.gateway.readiness()
         status, reasons = gateway_status(
             [] if readiness.ready else readiness.reasons,
@@ -194,7 +210,10 @@ class HealthService:
             checks,
         )
         files = await asyncio.to_thread(self._log_file_statuses)
-        if critical := degraded_reasons(files):
+        critical = degraded_reasons(files)
+        if slots is not None and combined is not None and self.gateway.state == "running":
+            critical += worker_reasons(slots, combined)
+        if critical:
             status = "degraded" if status == "healthy" else status
             reasons = [*reasons, *critical]
         services = (await self.services()).services
@@ -218,23 +237,9 @@ class HealthService:
                     for p in self.gateway.pipelines
                 ],
             ),
-            exporters=[
-                ExporterHealth(
-                    name=e.name,
-                    status=e.state,
-                    last_error=e.last_error,
-                    last_error_at=from_epoch(e.last_error_at),
-                    last_success_at=from_epoch(e.last_success_at),
-                    queue_size=e.queue_size,
-                    queue_capacity=e.queue_capacity,
-                    queue_fill_ratio=e.queue_fill_ratio,
-                    spool_bytes=e.spool_bytes,
-                    spool_capacity_bytes=e.spool_capacity_bytes,
-                    spool_error=e.spool_problem,
-                    spool_error_since=from_epoch(e.spool_problem_since),
-                )
-                for e in exporters
-            ],
+            exporters=[exporter_health(e) for e in exporters]
+            if combined is None
+            else [exporter_health(total, parts) for total, parts in combined],
             system=system_health(snapshot, checks),
             services=ServicesSummary(
                 total=len(services),
@@ -244,6 +249,7 @@ class HealthService:
             ),
             alerting=await self._alerting(),
             log_files=[_log_file_health(owner, s) for owner, s in files],
+            workers=workers_health(slots) if slots is not None else None,
         )
 
     def _log_file_statuses(self) -> list[tuple[str, FileStatus]]:

@@ -78,6 +78,20 @@ class ReceiverHealth(BaseModel):
     last_run_at: datetime | None = None
 
 
+class ExporterPartHealth(BaseModel):
+    """One process's queue of an exporter (``service.workers`` > 1)."""
+
+    process: str = Field(description="`supervisor` or `worker-<index>`.")
+    status: Literal["ok", "retrying", "failed"]
+    last_error: str | None = None
+    queue_size: int
+    queue_capacity: int
+    queue_fill_ratio: float
+    spool_bytes: int | None = None
+    spool_capacity_bytes: int | None = None
+    spool_error: str | None = None
+
+
 class ExporterHealth(BaseModel):
     name: str
     status: Literal["ok", "retrying", "failed"]
@@ -93,6 +107,11 @@ class ExporterHealth(BaseModel):
         default=None, description="Why the disk spool cannot write now (data is refused)."
     )
     spool_error_since: datetime | None = Field(default=None, description="Since when.")
+    workers: list[ExporterPartHealth] | None = Field(
+        default=None,
+        description="With service.workers > 1: the queue of each process that runs the "
+        "exporter; the fields above are then their total (null with one process).",
+    )
 
 
 class PipelineHealth(BaseModel):
@@ -199,6 +218,29 @@ class LogFileHealth(BaseModel):
     failures: dict[str, int] = Field(description="Failed steps: write, rotate, compress, cleanup.")
 
 
+class WorkerHealth(BaseModel):
+    """One worker slot and the process running in it."""
+
+    index: int
+    pid: int | None = Field(description="null while no process runs in the slot.")
+    state: str = Field(description="starting, running, restarting, stopping or stopped.")
+    restarts: int = Field(description="Processes started in this slot after the first.")
+    started_at: datetime | None = Field(description="When the current process started.")
+    last_report_at: datetime | None = Field(description="Its last status report.")
+    accepted_items: dict[str, int] = Field(
+        description="Items accepted per signal by the current process (since it started)."
+    )
+    not_ready: list[str] = Field(description="Why the worker cannot take data (empty: ready).")
+
+
+class WorkersHealth(BaseModel):
+    """The worker processes of a gateway with ``service.workers`` > 1."""
+
+    count: int
+    restarts: int = Field(description="Restarts of all slots since the supervisor started.")
+    workers: list[WorkerHealth]
+
+
 class HealthResponse(BaseModel):
     """The gateway's health (HTTP 503 when ``unhealthy``), its parts and its services."""
 
@@ -216,6 +258,9 @@ class HealthResponse(BaseModel):
     alerting: AlertingHealth | None = None
     log_files: list[LogFileHealth] = Field(
         default_factory=list, description="Rotation status of each file the gateway writes."
+    )
+    workers: WorkersHealth | None = Field(
+        default=None, description="The worker processes (null with service.workers: 1)."
     )
 
 

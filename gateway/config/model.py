@@ -37,6 +37,9 @@ class PipelineConfig(StrictModel):
     exporters: list[str] = Field(min_length=1)
 
 
+MAX_WORKERS = 256
+
+
 class AdmissionConfig(StrictModel):
     """Gateway-wide admission: request bytes in flight and load shedding (docs/limits.md)."""
 
@@ -46,11 +49,28 @@ class AdmissionConfig(StrictModel):
 
 
 class ServiceConfig(StrictModel):
-    """Pipelines keyed by ``traces|metrics|logs[/name]``, the shutdown budget, admission."""
+    """Pipelines keyed by ``traces|metrics|logs[/name]``, the shutdown budget, admission, and
+    how many worker processes share the OTLP ports (docs/workers.md)."""
 
     pipelines: dict[str, PipelineConfig] = Field(min_length=1)
     shutdown_timeout: Duration = Field(default=10.0, gt=0)
     admission: AdmissionConfig = AdmissionConfig()
+    workers: int | Literal["auto"] = 1
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> int | str:
+        """One clear error for any bad value (not one per member of the union)."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        number = value
+        if isinstance(value, str) and value.strip().isdigit():
+            number = int(value)
+        if not isinstance(number, int) or isinstance(number, bool):
+            raise ValueError(f"must be a number of processes or auto, not {value!r}")
+        if not 1 <= number <= MAX_WORKERS:
+            raise ValueError(f"must be between 1 and {MAX_WORKERS} (or auto), not {number}")
+        return number
 
 
 class AdminConfig(HttpListenerSettings):

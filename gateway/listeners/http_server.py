@@ -36,15 +36,22 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def bind(endpoint: str) -> socket.socket:
-    """A listening TCP socket for ``endpoint``; OSError names the endpoint on failure."""
+def bind(endpoint: str, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A listening TCP socket for ``endpoint``; OSError names the endpoint on failure.
+
+    ``reuse_port``: processes that all set it share the port and the kernel spreads their
+    connections (gateway.workers); ``listen=False`` only reserves the port.
+    """
     host, port = parse_endpoint(endpoint)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {endpoint}: {exc.strerror}") from exc
@@ -63,8 +70,10 @@ class EmbeddedServer:
         endpoint: str,
         guard: ConnectionGuard,
         tls: TlsSettings | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.name = name
+        self.reuse_port = reuse_port
         self.endpoint = endpoint
         self._app = app
         self._guard = guard
@@ -80,7 +89,7 @@ class EmbeddedServer:
 
     def bind(self) -> None:
         """Bind the socket now, so all ports are checked before anything starts."""
-        self._socket = bind(self.endpoint)
+        self._socket = bind(self.endpoint, self.reuse_port)
 
     async def start(self) -> None:
         """Serve on the bound socket; returns once uvicorn is accepting connections. OSError

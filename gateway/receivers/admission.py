@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from gateway.errors import MemoryLimitError, OverloadedError
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from gateway.config.model import AdmissionConfig
 
 log = logging.getLogger("otelgate.admission")
 
@@ -66,6 +70,16 @@ class Admission:
         metrics.event_loop_delay.set_function(lambda: self.loop_delay)
         metrics.admission_max_inflight_bytes.set(max_inflight_bytes)
         self._probe: asyncio.Task[None] | None = None
+
+    @classmethod
+    def of(cls, metrics: GatewayMetrics, limits: AdmissionConfig) -> Admission:
+        """The admission of the ``service.admission`` settings."""
+        return cls(
+            metrics,
+            max_inflight_bytes=limits.max_inflight_bytes,
+            max_loop_delay=limits.max_loop_delay,
+            retry_after=limits.retry_after,
+        )
 
     @property
     def shedding(self) -> bool:

@@ -95,6 +95,7 @@ class OtlpReceiver:
                 metrics=host.metrics.connections,
                 max_connections=grpc_cfg.max_connections,
                 tls=grpc_cfg.tls,
+                reuse_port=host.reuse_port,
             )
         if http_cfg is not None:
             if host.guard is None:
@@ -108,8 +109,9 @@ class OtlpReceiver:
             listener = f"{name}/http"
             guard = host.guard(listener, http_cfg)
             self.http = EmbeddedServer(
-                listener, http.app(), http_cfg.endpoint, guard, tls=http_cfg.tls
-            )
+                listener, http.app(), http_cfg.endpoint, guard, tls=http_cfg.tls,
+                reuse_port=host.reuse_port,
+            )  # fmt: skip
 
     def bind(self) -> None:
         """Take the HTTP port now (grpc binds in start)."""

@@ -50,8 +50,10 @@ class OtlpGrpcReceiver:
         metrics: ConnectionMetrics | None = None,
         max_connections: int = 0,
         tls: GrpcTlsSettings | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.ingest = ingest
+        self.reuse_port = reuse_port  # share the port with other worker processes
         self.endpoint = endpoint
         self.max_recv_msg_size = max_recv_msg_size
         self.name = name
@@ -113,7 +115,7 @@ class OtlpGrpcReceiver:
         options = [
             *self.options,
             ("grpc.max_receive_message_length", self.max_recv_msg_size),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
         ]
         before = channelz_server_ids()
         server = grpc.aio.server(options=options)

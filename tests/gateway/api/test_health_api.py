@@ -9,34 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from gateway.config.loading import parse_config
 from gateway.otlp.batch import Batch, Signal
 from gateway.service import Gateway
-from tests.factories import traces_request
+from tests.factories import health_config_text, traces_request
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def config_text(tmp_path: Path, **health: Any) -> str:
-    return yaml.safe_dump(
-        {
-            "receivers": {
-                "otlp": {"protocols": {"http": {"endpoint": "127.0.0.1:0"}}},
-                "hostmetrics": {"collection_interval": "10s"},
-            },
-            "exporters": {"file": {"path": str(tmp_path / "data" / "out.jsonl")}},
-            "service": {
-                "pipelines": {
-                    "traces": {"receivers": ["otlp"], "exporters": ["file"]},
-                    "metrics": {"receivers": ["otlp", "hostmetrics"], "exporters": ["file"]},
-                }
-            },
-            "admin": {"endpoint": "127.0.0.1:0"},
-            "health": health,
-        }
-    )
 
 
 class Running:
@@ -58,7 +37,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[Running] = []
 
     async def run(**health: Any) -> Running:
-        gateway = Gateway(parse_config(config_text(tmp_path, **health), environ={}))
+        gateway = Gateway(parse_config(health_config_text(tmp_path, **health), environ={}))
         await gateway.start()
         started.append(Running(gateway))
         return started[-1]
