@@ -11,11 +11,14 @@ from; their attributes are read only when the occurrence becomes a sample.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.otlp.batch import Batch, Signal
 from gateway.otlp.builders import UNKNOWN_SERVICE
@@ -191,3 +194,43 @@ def origin_of(resource: Resource) -> Origin:
         elif key == "telemetry.sdk.language":
             language = kv.value.string_value or None
     return Origin(service or UNKNOWN_SERVICE, version, environment, language)
+
+
+def exception_subset(batch: Batch) -> Batch | None:
+    """The spans with an ``exception`` event and the log records with ``exception.*``
+    attributes of ``batch``, with their resources and scopes: what :func:`occurrences` reads,
+    so it finds the same in the subset (a worker sends only this to error tracking in the
+    supervisor, gateway.workers); None when there are none."""
+    if not might_hold_exceptions(batch):
+        return None
+    holds: Callable[[Any], bool]
+    if batch.signal is Signal.TRACES:
+        fields, holds = ("resource_spans", "scope_spans", "spans"), _span_holds_exception
+    else:
+        fields, holds = ("resource_logs", "scope_logs", "log_records"), _record_holds_exception
+    groups_field, scopes_field, items_field = fields
+    subset: Any = batch.signal.request_type()
+    for group in getattr(batch.request, groups_field):
+        kept_group = None
+        for scope in getattr(group, scopes_field):
+            items = [item for item in getattr(scope, items_field) if holds(item)]
+            if not items:
+                continue
+            if kept_group is None:
+                kept_group = getattr(subset, groups_field).add()
+                kept_group.resource.CopyFrom(group.resource)
+                kept_group.schema_url = group.schema_url
+            kept_scope = getattr(kept_group, scopes_field).add()
+            kept_scope.scope.CopyFrom(scope.scope)
+            kept_scope.schema_url = scope.schema_url
+            getattr(kept_scope, items_field).extend(items)
+    found = Batch.from_request(batch.signal, subset)
+    return found if found.items else None
+
+
+def _span_holds_exception(span: Span) -> bool:
+    return bool(span.events) and any(e.name == EXCEPTION_EVENT for e in span.events)
+
+
+def _record_holds_exception(record: LogRecord) -> bool:
+    return any(kv.key in _EXCEPTION_KEYS for kv in record.attributes)

@@ -4,9 +4,11 @@
 default 60). The service tracker folds each of its 10 s buckets in once the bucket is
 closed, so nothing is added per span; a bucket counts in the minute its *start* falls in
 (with a ``health.bucket`` that does not divide 60, a bucket straddling two minutes counts
-in the first). Only the newest minute keeps a latency sketch: when a later minute starts,
-its percentiles are computed once and the sketch is dropped, so memory is O(minutes) per
-service. Reading merges the bucket still open, so the current minute is always up to date.
+in the first). Only the newest two minutes keep a latency sketch (a worker's share of a
+bucket can arrive just after the next minute started): when a later minute starts, the
+percentiles of the one before the newest are computed once and its sketch is dropped, so
+memory is O(minutes) per service. Reading merges the bucket still open, so the current
+minute is always up to date.
 
 :class:`SystemHistory` is a ring of host and gateway-process samples for sparklines (one
 per ``interval``, default 10 s; 360 points = 1 h).
@@ -59,6 +61,15 @@ def _percentiles(latencies: Mapping[int, int]) -> _Percentiles:
     return p50, p95, p99
 
 
+def _fold(minute: _Minute, requests: int, errors: int, latencies: Mapping[int, int]) -> None:
+    minute.requests += requests
+    minute.errors += errors
+    minute.percentiles = None
+    merged = minute.latencies
+    for bucket, n in latencies.items():
+        merged[bucket] = merged.get(bucket, 0) + n
+
+
 def _settled(minute: _Minute) -> _Percentiles:
     if minute.percentiles is None:
         minute.percentiles = _percentiles(minute.latencies)
@@ -89,17 +100,26 @@ class MinuteHistory:
         index = self._minute_of(start)
         minutes = self._minutes
         if not minutes or minutes[-1].index != index:
-            if minutes:  # the newest minute is complete: keep its percentiles only
-                _settled(minutes[-1])
-                minutes[-1].latencies = {}
+            if len(minutes) > 1:  # the minute before the newest: keep its percentiles only
+                _settled(minutes[-2])
+                minutes[-2].latencies = {}
             minutes.append(_Minute(index))
-        minute = minutes[-1]
-        minute.requests += requests
-        minute.errors += errors
-        minute.percentiles = None
-        merged = minute.latencies
-        for bucket, n in latencies.items():
-            merged[bucket] = merged.get(bucket, 0) + n
+        _fold(minutes[-1], requests, errors, latencies)
+
+    def add_late(
+        self, start: float, requests: int, errors: int, latencies: Mapping[int, int]
+    ) -> None:
+        """Fold in more of a bucket already folded (a worker's late share, gateway.workers):
+        into its own minute while that one still has its sketch (the newest two), else into
+        the newest, as :meth:`add` does."""
+        index = int(start // MINUTE)
+        for minute in reversed(self._minutes):
+            if minute.index == index and (minute.latencies or minute.percentiles is None):
+                _fold(minute, requests, errors, latencies)
+                return
+            if minute.index < index:
+                break
+        self.add(start, requests, errors, latencies)
 
     def points(
         self,

@@ -63,6 +63,16 @@ class _Service:
     buckets: deque[_Bucket] = field(default_factory=deque)
 
 
+@dataclass(slots=True)
+class ServiceDelta:
+    """What a worker's tracker counted for one service since its last drain (mergeable)."""
+
+    first_seen: float
+    last_seen: float
+    signals: dict[str, float]
+    buckets: list[tuple[int, int, int, dict[int, int]]]  # (index, requests, errors, latencies)
+
+
 @dataclass(frozen=True, slots=True)
 class Latency:
     """Latency percentiles in seconds (within the sketch's 2 % relative accuracy)."""
@@ -172,6 +182,58 @@ class ServiceHealthTracker:
         while buckets and buckets[0].index <= index - self.slots:
             buckets.popleft()
         return buckets[-1]
+
+    def drain(self) -> dict[str, ServiceDelta]:
+        """Everything counted since the last drain, then forget it (a worker's tracker,
+        gateway.workers: the supervisor merges it with :meth:`merge`)."""
+        taken, self._services = self._services, {}
+        return {
+            name: ServiceDelta(
+                s.first_seen,
+                s.last_seen,
+                s.signals,
+                [(b.index, b.requests, b.errors, b.latencies) for b in s.buckets],
+            )
+            for name, s in taken.items()
+        }
+
+    def merge(self, deltas: dict[str, ServiceDelta]) -> None:
+        """Add a worker's :meth:`drain`: the same counts as observing its batches here (a
+        bucket's late share is added to it and, when already folded, to its minute)."""
+        for name, delta in deltas.items():
+            service = self._services.get(name)
+            if service is None:
+                if not self._touch(name, "traces", delta.last_seen):
+                    continue
+                service = self._services[name]
+                service.signals.clear()
+                service.first_seen = delta.first_seen
+            service.first_seen = min(service.first_seen, delta.first_seen)
+            service.last_seen = max(service.last_seen, delta.last_seen)
+            for signal, seen in delta.signals.items():
+                service.signals[signal] = max(service.signals.get(signal, seen), seen)
+            for index, requests, errors, latencies in delta.buckets:
+                self._merge_bucket(service, index, requests, errors, latencies)
+
+    def _merge_bucket(
+        self, service: _Service, index: int, requests: int, errors: int, latencies: dict[int, int]
+    ) -> None:
+        buckets = service.buckets
+        if buckets and index < buckets[-1].index:
+            # A late share: its bucket was folded into its minute when a newer one started.
+            service.history.add_late(index * self.width, requests, errors, latencies)
+            if index <= buckets[-1].index - self.slots:
+                return  # out of the window
+            at = next(i for i, b in enumerate(buckets) if b.index >= index)
+            if buckets[at].index != index:
+                buckets.insert(at, _Bucket(index))
+            target = buckets[at]
+        else:
+            target = self._bucket(service, index * self.width)
+        target.requests += requests
+        target.errors += errors
+        for key, n in latencies.items():
+            target.latencies[key] = target.latencies.get(key, 0) + n
 
     def names(self) -> list[str]:
         """The tracked services, sorted."""

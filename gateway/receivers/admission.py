@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.errors import MemoryLimitError, OverloadedError
 from gateway.selfmetrics import GatewayMetrics
 from gateway.tasks import cancel_and_wait
 
-if TYPE_CHECKING:
-    from gateway.config.model import AdmissionConfig
+
+class AdmissionLimits(Protocol):
+    """The ``service.admission`` settings (gateway.config.model.AdmissionConfig)."""
+
+    max_inflight_bytes: int
+    max_loop_delay: float
+    retry_after: float
+
 
 log = logging.getLogger("otelgate.admission")
 
@@ -72,7 +78,7 @@ class Admission:
         self._probe: asyncio.Task[None] | None = None
 
     @classmethod
-    def of(cls, metrics: GatewayMetrics, limits: AdmissionConfig) -> Admission:
+    def of(cls, metrics: GatewayMetrics, limits: AdmissionLimits) -> Admission:
         """The admission of the ``service.admission`` settings."""
         return cls(
             metrics,

@@ -127,6 +127,12 @@ class SloTracker:
 
     # -- counting ------------------------------------------------------------------------
 
+    def counts(self, signal: Signal) -> bool:
+        """Whether an SLO counts events of ``signal`` (spans or counter increments)."""
+        if signal is Signal.TRACES:
+            return bool(self._by_service)
+        return signal is Signal.METRICS and bool(self._by_metric)
+
     def observe(self, batch: Batch) -> None:
         """Count the batch's events (spans or counter increments) for the SLOs they serve."""
         if batch.signal is Signal.TRACES and self._by_service:

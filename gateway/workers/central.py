@@ -22,6 +22,7 @@ from gateway.otlp.batch import Batch, Signal
 from gateway.pipeline import Router
 from gateway.service import Gateway
 from gateway.workers.metrics_merge import MergedMetrics
+from gateway.workers.relay import Need
 from gateway.workers.roles import worker_pipeline, worker_receiver
 from gateway.workers.status import WorkerSlot
 
@@ -82,7 +83,7 @@ class CentralGateway(Gateway):
             except RefusedError as exc:
                 self._dropped(receiver, batch, exc)
             break
-        notify(self.observers, batch)
+        notify([o for o in self.observers if o is not self.health], batch)
 
     def _dropped(self, receiver: str, batch: Batch, exc: RefusedError) -> None:
         """A relayed batch no queue here can take (shutting down): counted and logged."""
@@ -92,6 +93,18 @@ class CentralGateway(Gateway):
         if now - self._warned > WARN_EVERY:
             self._warned = now
             log.warning("relayed %s from %s dropped: %s", batch, receiver, exc)
+
+    def relay_needs(self) -> dict[Signal, Need]:
+        """Per signal, which batches the observers here need from the workers (service
+        health is counted in the workers and merged: it needs none)."""
+        counter = self.alerting.log_counter if self.alerting is not None else None
+        log_rules = counter is not None and counter.active
+        errors = "exceptions" if self.errors is not None else "none"
+        return {
+            Signal.TRACES: "all" if self.slo_tracker.counts(Signal.TRACES) else errors,
+            Signal.METRICS: "all" if self.slo_tracker.counts(Signal.METRICS) else "none",
+            Signal.LOGS: "all" if log_rules else errors,
+        }
 
     def readiness(self) -> Readiness:
         """Ready when this process is and at least one running worker can take data."""

@@ -1,8 +1,9 @@
 """The link between a worker and its supervisor: one end of a socket pair each.
 
-The supervisor sends one frame: the worker's configuration (validated by the supervisor, with
-the reserved endpoints; secrets never pass through the environment or a file). Everything
-else flows from the worker to the supervisor.
+The supervisor sends the worker its configuration first (validated by the supervisor, with the
+reserved endpoints; secrets never pass through the environment or a file), then which batches
+its observers need (again after a reload). Everything else flows from the worker to the
+supervisor.
 
 A frame is a 4-byte length, a 1-byte kind and the payload. A relayed batch is its signal, item
 count, size and receiver id followed by the protobuf bytes of the request (the received bytes
@@ -29,7 +30,7 @@ from typing import Any
 
 from gateway.otlp.batch import Batch, Signal
 
-BATCH, STATUS, AUDIT, LOG, CONFIG = 1, 2, 3, 4, 5
+BATCH, STATUS, AUDIT, LOG, CONFIG, HEALTH, NEEDS = 1, 2, 3, 4, 5, 6, 7
 _HEADER = struct.Struct("!IB")
 _BATCH = struct.Struct("!BIIH")  # signal, items, nbytes, length of the receiver id
 _SIGNALS = tuple(Signal)

@@ -11,23 +11,58 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Any
+from typing import Any, Literal
 
+from prometheus_client import Counter
+
+from gateway.error_tracking.capture import exception_subset
 from gateway.errors import BackpressureError
 from gateway.otlp.batch import Batch, Signal
 from gateway.workers.link import AUDIT, LOG, LinkWriter
 
+Need = Literal["all", "exceptions", "none"]
+
+
+class RelayNeeds:
+    """Which accepted batches the supervisor's observers need, per signal (it tells the
+    worker): all of them (SLOs, alert log counts), only their spans and log records that hold
+    an exception (error groups), or none (service health is counted in the worker)."""
+
+    def __init__(self) -> None:
+        self.by_signal: dict[Signal, Need] = {signal: "all" for signal in Signal}
+
+    def select(self, batch: Batch) -> Batch | None:
+        """What of ``batch`` the supervisor's observers need: all of it, its spans and log
+        records that hold an exception, or nothing (None)."""
+        need = self.by_signal[batch.signal]
+        if need == "all":
+            return batch
+        return exception_subset(batch) if need == "exceptions" else None
+
 
 class RelayPipeline:
-    """A pipeline-shaped sink that relays batches of one receiver to the supervisor."""
+    """A pipeline-shaped sink that relays batches of one receiver to the supervisor: every
+    one when the supervisor runs a pipeline of that receiver and signal (``central``), else
+    those its observers need."""
 
     mutates = False
 
-    def __init__(self, link: LinkWriter, receiver: str, signal: Signal) -> None:
+    def __init__(
+        self,
+        link: LinkWriter,
+        receiver: str,
+        signal: Signal,
+        central: bool,
+        needs: RelayNeeds,
+        relayed: Counter | None = None,
+    ) -> None:
         self.link = link
         self.receiver = receiver
         self.signal = signal
+        self.central = central
+        self.needs = needs
         self.name = f"relay/{receiver}"
+        self._relayed = relayed.labels(signal.value) if relayed is not None else None
 
     def check_room(self, items: int, nbytes: int) -> None:
         """Refuse (retryable) while the supervisor is too far behind."""
@@ -50,8 +85,12 @@ class RelayPipeline:
         return self.refusal() is None
 
     async def consume(self, batch: Batch) -> None:
-        """Relay ``batch`` (its bytes are taken now, before anything else changes it)."""
-        self.link.send_batch(self.receiver, batch)
+        """Relay ``batch`` when the supervisor needs it."""
+        wanted = batch if self.central else self.needs.select(batch)
+        if wanted is not None:
+            self.link.send_batch(self.receiver, wanted)
+            if self._relayed is not None:
+                self._relayed.inc(wanted.items)
 
 
 class AuditRelay:

@@ -33,7 +33,9 @@ from gateway.workers.link import (
     AUDIT,
     BATCH,
     CONFIG,
+    HEALTH,
     LOG,
+    NEEDS,
     STATUS,
     decode_batch,
     load_object,
@@ -137,6 +139,7 @@ class Supervisor:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
         write_object(writer, CONFIG, with_endpoints(self.config, self.endpoints))
+        write_object(writer, NEEDS, self.gateway.relay_needs())
         process = _Process(slot, proc, writer, expected_exit)
         slot.pid, slot.state, slot.started_at = proc.pid, "starting", time.time()
         slot.last_status = slot.last_status_at = None
@@ -168,6 +171,8 @@ class Supervisor:
             method, args = load_object(payload)
             if self.gateway.audit is not None and method in _AUDIT_NOTES:
                 getattr(self.gateway.audit, method)(*args)
+        elif kind == HEALTH:
+            self.gateway.health.merge(load_object(payload))
         elif kind == LOG:
             replay_log(load_object(payload))
 
@@ -213,6 +218,8 @@ class Supervisor:
 
     async def _reloaded(self, outcome: ReloadOutcome) -> None:
         """After a successful reload: replace the workers when their part changed."""
+        for process in list(self._alive):  # alert rules on logs may have come or gone
+            write_object(process.link, NEEDS, self.gateway.relay_needs())
         new = outcome.config
         if new is None:
             return

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from exporters.queue import ExporterQueue
 from exporters.sending import queue_around
@@ -25,6 +25,7 @@ from exporters.settings import ExporterSettings
 from exporters.spool import worker_partition
 from gateway.components import REGISTRY
 from gateway.config.model import Config
+from gateway.health.services import ServiceHealthTracker
 from gateway.health.status import exporter_report
 from gateway.health.system import SystemSampler
 from gateway.listeners.fd_limit import ensure_fd_budget
@@ -36,13 +37,23 @@ from gateway.receivers.admission import Admission
 from gateway.registry import Host, component_type
 from gateway.security.auth import Authenticator
 from gateway.selfmetrics import GatewayMetrics
-from gateway.workers.link import CONFIG, STATUS, LinkWriter, read_object
-from gateway.workers.relay import AuditRelay, LogRelayHandler, RelayPipeline
+from gateway.workers.link import (
+    CONFIG,
+    HEALTH,
+    NEEDS,
+    STATUS,
+    LinkWriter,
+    load_object,
+    read_frames,
+    read_object,
+)  # fmt: skip
+from gateway.workers.relay import AuditRelay, LogRelayHandler, RelayNeeds, RelayPipeline
 from gateway.workers.roles import worker_exporters, worker_pipeline, worker_receiver
 from gateway.workers.status import WorkerStatus
 
 log = logging.getLogger("otelgate.worker")
-STATUS_INTERVAL = 1.0
+STATUS_INTERVAL = 1.0  # seconds between two status reports
+HEALTH_INTERVAL = 0.25  # seconds between two health deltas
 
 
 class WorkerGateway:
@@ -65,10 +76,20 @@ class WorkerGateway:
         self.state = "created"
         audit = AuditRelay(link) if config.audit.enabled else None
         self.auth = Authenticator(config.auth, self.registry, audit=audit)
+        # Service health is counted here, per item, and merged by the supervisor every
+        # HEALTH_INTERVAL: its per-span work scales with the workers.
+        self.health = ServiceHealthTracker(config.health)
+        self.needs = RelayNeeds()  # what the supervisor's observers need: it says so
+        self.relayed = Counter(
+            "otelgate_worker_relayed_items",
+            "Accepted items a worker sent on to the supervisor (its pipelines and observers).",
+            ["signal"],
+            registry=self.registry,
+        )
         host = Host(
             metrics=self.metrics, emit=self._emit, routes=self._routes, admission=self.admission,
-            sampler=SystemSampler([]), guard=self._guard, store=config.store, auth=self.auth,
-            reuse_port=True,
+            observers=[self.health], sampler=SystemSampler([]), guard=self._guard,
+            store=config.store, auth=self.auth, reuse_port=True,
         )  # fmt: skip
         self.queues: dict[str, ExporterQueue] = {}
         for name in worker_exporters(config):
@@ -118,7 +139,8 @@ class WorkerGateway:
             if not fed:
                 continue
             mine = [p for p in self.pipelines if p.name in fed]
-            relay = RelayPipeline(self.link, receiver, kind)
+            central = len(mine) < len(fed)  # the supervisor runs one of them
+            relay = RelayPipeline(self.link, receiver, kind, central, self.needs, self.relayed)
             routes[kind] = Router(kind, [*mine, relay], shared=len(fed) > 1)
         return routes
 
@@ -154,10 +176,19 @@ class WorkerGateway:
         """Send the status now."""
         self.link.send_object(STATUS, self.status())
 
+    def send_health(self) -> None:
+        """Send what the health tracker counted since the last time (nothing when idle)."""
+        delta = self.health.drain()
+        if delta:
+            self.link.send_object(HEALTH, delta)
+
     async def _report_loop(self) -> None:
+        ticks = round(STATUS_INTERVAL / HEALTH_INTERVAL)
         while True:
             self.report()
-            await asyncio.sleep(STATUS_INTERVAL)
+            for _ in range(ticks):
+                await asyncio.sleep(HEALTH_INTERVAL)
+                self.send_health()
 
     async def start(self) -> None:
         """Bind the shared ports, start the queues, then the receivers."""
@@ -191,6 +222,7 @@ class WorkerGateway:
         if self._status_task is not None:
             self._status_task.cancel()
         self.state = "stopped"
+        self.send_health()
         self.report()
         await self.link.close(timeout=max(timeout, 5.0))
 
@@ -215,7 +247,7 @@ async def serve_worker(index: int, count: int, fd: int) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, lambda: None)  # the supervisor replaces workers
-    orphaned = asyncio.create_task(_supervisor_gone(reader, stop))
+    orphaned = asyncio.create_task(_listen(reader, worker, stop))
     try:
         await worker.start()
     except OSError as exc:
@@ -236,9 +268,12 @@ async def serve_worker(index: int, count: int, fd: int) -> int:
     return 0
 
 
-async def _supervisor_gone(reader: asyncio.StreamReader, stop: asyncio.Event) -> None:
-    """The supervisor never writes: EOF means it is gone, and the worker stops (drains)."""
-    await reader.read()
+async def _listen(reader: asyncio.StreamReader, worker: WorkerGateway, stop: asyncio.Event) -> None:
+    """What the supervisor says (which batches it needs), until EOF: then it is gone, and
+    the worker stops (drains)."""
+    async for kind, payload in read_frames(reader):
+        if kind == NEEDS:
+            worker.needs.by_signal = load_object(payload)
     if not stop.is_set():
         log.warning("the supervisor is gone: stopping")
         stop.set()

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.gateway_process import GatewayProcess
 from tests.support.otlp_sink import OtlpSink
+from tests.support.workers import launch  # noqa: F401  (a fixture for the workers tests)
 
 pytestmark = pytest.mark.e2e
 

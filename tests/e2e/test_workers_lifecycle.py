@@ -31,17 +31,10 @@ from opentelemetry.trace import SpanKind
 
 from gateway.otlp.batch import Signal
 from tests.e2e.conftest import forward_config
-from tests.e2e.test_workers_state import (
-    WorkersGateway,
-    accepted_items,
-    launch,
-    span_exporter,
-    wait_until,
-)
 from tests.support.otlp_sink import OtlpSink
+from tests.support.workers import WorkersGateway, accepted_items, span_exporter, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-__all__ = ["launch"]  # the fixture, shared with test_workers_state.py
 
 #: gRPC codes the SDK's exporter retries (opentelemetry-exporter-otlp-proto-grpc 1.45).
 RETRYABLE_GRPC = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED")

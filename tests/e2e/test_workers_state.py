@@ -3,31 +3,26 @@ OpenTelemetry SDK clients over many short-lived connections (OTLP/HTTP and OTLP/
 the same service health, SLOs, alerts and span metrics as one process.
 
 Both gateways run at the same time and get the same spans (one SDK provider exports every
-batch to both), so their numbers must be equal, not merely close. The helpers here (a gateway
-process started with extra ``otelgate run`` arguments, its worker slots) are shared with
-tests/e2e/test_workers_lifecycle.py.
+batch to both), so their numbers must be equal, not merely close. The gateway process
+started with ``--workers``, its worker slots and the ``launch`` fixture are in
+tests/support/workers.py.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetrics,
 )
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -37,90 +32,19 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.gateway_process import GatewayProcess, otelgate_command
-from tests.support.processes import wait_ready
+from tests.e2e.conftest import forward_config
+from tests.support.gateway_process import GatewayProcess
+from tests.support.otlp_sink import OtlpSink
+from tests.support.workers import (
+    WorkersGateway,
+    accepted_items,
+    exposition,
+    span_exporter,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-# --- shared with test_workers_lifecycle.py --------------------------------------------------
-
-
-class WorkersGateway(GatewayProcess):
-    """The gateway process started as ``otelgate run --config FILE *args``."""
-
-    def __init__(self, config: dict[str, Any], workdir: Path, args: list[str],
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
-        super().__init__(config, workdir, env)
-        self.args = args
-
-    def start(self, timeout: float = 30.0) -> WorkersGateway:
-        """Start and wait until ``/health/ready`` answers 200 and every worker runs."""
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*otelgate_command(), "run", "--config", str(self.config_path), *self.args],
-                cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        if not wait_ready(self.proc, f"{self.admin_url}/health/ready", "gateway", self.logs,
-                          timeout):  # fmt: skip
-            self.kill()
-            raise TimeoutError(f"gateway not ready after {timeout}s:\n{self.logs()}")
-        if self.health()["workers"] is not None:
-            running = wait_until(lambda: all_running(self), max(1.0, deadline - time.monotonic()))
-            assert running, f"workers not running:\n{self.health()['workers']}\n{self.logs()}"
-        return self
-
-    def health(self) -> dict[str, Any]:
-        """``/health`` (its body also when it answers 503: a worker restarting, say)."""
-        response = httpx.get(f"{self.admin_url}/health", timeout=5)
-        assert response.status_code in (200, 503), response.text
-        return dict(response.json())
-
-    def slots(self) -> list[dict[str, Any]]:
-        """``/health`` → ``workers.workers``: one entry per worker slot."""
-        return list(self.health()["workers"]["workers"])
-
-
-def all_running(gateway: WorkersGateway) -> bool:
-    """Every worker slot runs a process that has reported at least once."""
-    return all(s["state"] == "running" and s["last_report_at"] for s in gateway.slots())
-
-
-def wait_until(check: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy (returned) or ``timeout`` passes
-    (the last falsy value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(every)
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Callable[..., WorkersGateway]]:
-    """Start gateways (``launch(config, *args)``); each is stopped (then killed) after the test."""
-    started: list[WorkersGateway] = []
-
-    def start(config: dict[str, Any], *args: str) -> WorkersGateway:
-        workdir = tmp_path / f"gw{len(started)}"
-        workdir.mkdir()
-        # Its own data directory: the store (SLO buckets, alerts) of one never feeds another.
-        gateway = WorkersGateway(
-            config, workdir, list(args), {"OTELGATE_DATA_DIR": str(workdir / "data")}
-        )
-        started.append(gateway)
-        return gateway.start()
-
-    yield start
-    for gateway in started:
-        try:
-            gateway.stop(timeout=30)
-        finally:
-            gateway.kill()
 
 
 # --- the same input, one process and two workers --------------------------------------------
@@ -179,12 +103,6 @@ class Tee(SpanExporter):
     def shutdown(self) -> None:
         for exporter in self.exporters:
             exporter.shutdown()
-
-
-def span_exporter(gateway: GatewayProcess, grpc: bool) -> SpanExporter:
-    if grpc:
-        return GrpcSpans(endpoint=gateway.grpc_endpoint, insecure=True, timeout=10)
-    return HttpSpans(endpoint=f"{gateway.http_endpoint}/v1/traces", timeout=10)
 
 
 def send_batch(targets: list[GatewayProcess], service: str, batch: int, base_ns: int) -> bool:
@@ -270,25 +188,6 @@ def firing(gateway: GatewayProcess) -> set[tuple[str, tuple[tuple[str, str], ...
     }
 
 
-Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def exposition(gateway: GatewayProcess, path: str) -> Series:
-    """Every sample of a Prometheus exposition (``/metrics``, ``/metrics/otlp``) by name and
-    label set, without ``instance`` (each gateway's own ``service.instance.id``); a series
-    exposed twice fails the test."""
-    text = httpx.get(f"{gateway.admin_url}{path}", timeout=5).raise_for_status().text
-    samples = [
-        ((s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "instance"))),
-         s.value)
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    ]  # fmt: skip
-    twice = [key for key, n in Counter(key for key, _ in samples).items() if n > 1]
-    assert not twice, f"{path}: series exposed more than once: {twice}"
-    return dict(samples)
-
-
 def span_calls(gateway: GatewayProcess) -> dict[tuple[tuple[str, str], ...], float]:
     """``traces_span_metrics_calls_total`` of ``/metrics/otlp``, one value per label set."""
     return {
@@ -296,16 +195,6 @@ def span_calls(gateway: GatewayProcess) -> dict[tuple[tuple[str, str], ...], flo
         for (name, labels), value in exposition(gateway, "/metrics/otlp").items()
         if name == "traces_span_metrics_calls_total"
     }
-
-
-def accepted_items(gateway: GatewayProcess) -> dict[str, float]:
-    """``otelgate_receiver_accepted_items_total`` of ``/metrics``, per signal."""
-    found: dict[str, float] = {}
-    for (name, labels), value in exposition(gateway, "/metrics").items():
-        if name == "otelgate_receiver_accepted_items_total":
-            signal = dict(labels)["signal"]
-            found[signal] = found.get(signal, 0.0) + value
-    return found
 
 
 def server_calls(calls: dict[tuple[tuple[str, str], ...], float]) -> dict[str, float]:
@@ -388,3 +277,44 @@ def test_two_workers_answer_what_one_process_answers(
     for index in ("0", "1"):
         assert own[("otelgate_worker_up", (("worker", index),))] == 1
     assert own[("otelgate_workers", (("state", "running"),))] == 2
+
+
+def test_forwarding_workers_send_the_supervisor_only_what_it_needs(
+    launch: Callable[..., WorkersGateway], sink: OtlpSink
+) -> None:
+    """A forwarding pipeline runs in the workers; service health is counted there; the
+    supervisor gets only the batch that holds an exception (for error groups)."""
+    config = forward_config(sink) | {"health": {"cache_ttl": 0}}
+    gateway = launch(config, "--workers", "2")
+    for i in range(20):  # fresh connections: both workers take some
+        provider = TracerProvider(resource=Resource.create({"service.name": "orders"}))
+        provider.add_span_processor(BatchSpanProcessor(span_exporter(gateway, grpc=i % 2 == 1)))
+        with provider.get_tracer("t").start_as_current_span("GET /o", kind=SpanKind.SERVER):
+            pass
+        provider.shutdown()
+    provider = TracerProvider(resource=Resource.create({"service.name": "orders"}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter(gateway, grpc=False)))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("POST /o", kind=SpanKind.SERVER) as span:
+        span.record_exception(ValueError("card declined"))
+        span.set_status(Status(StatusCode.ERROR))
+    provider.shutdown()
+    assert sink.wait_for(lambda s: len(s.spans()) == 21, 10), len(sink.spans())
+    health = wait_until(
+        lambda: (n := service_numbers(gateway, "orders"))["requests"] == 21 and n, 10
+    )
+    assert health and health["errors"] == 1, service_numbers(gateway, "orders")
+    groups = wait_until(lambda: httpx.get(f"{gateway.admin_url}/errors", timeout=5).json(), 10)
+    assert [g["type"] for g in groups["groups"]] == ["ValueError"], groups
+
+    def relayed() -> dict[str, float]:  # workers report their counters every second
+        return {
+            dict(labels)["signal"]: value
+            for (name, labels), value in exposition(gateway, "/metrics").items()
+            if name == "otelgate_worker_relayed_items_total"
+        }
+
+    wait_until(lambda: relayed().get("traces"), 5)
+    time.sleep(1.5)  # one more report from each worker: nothing else was relayed
+    assert relayed()["traces"] == 1, relayed()  # the span with the exception, nothing else
+    assert all(s["accepted_items"]["traces"] > 0 for s in gateway.slots()), gateway.slots()

@@ -34,3 +34,13 @@ def spans_batch(
             )
         )
     return Batch.from_request(Signal.TRACES, request)
+
+
+class Clock:
+    """A clock the test moves (``now``, epoch seconds)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

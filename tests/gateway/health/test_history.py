@@ -85,18 +85,33 @@ def test_percentiles_cover_folded_and_open_buckets_of_the_minute():
     assert (closed.requests, closed.p50, closed.p99) == (100, last.p50, last.p99)
 
 
-def test_only_the_newest_minute_keeps_a_sketch():
+def test_only_the_newest_two_minutes_keep_a_sketch():
     history = MinuteHistory(10)
     for minute in range(4):
         history.add(T0 + minute * 60, 2, 0, {10: 1, 20: 1})
         history.add(T0 + minute * 60 + 10, 1, 1, {30: 1})
     minutes = list(history._minutes)
-    assert [m.latencies for m in minutes[:-1]] == [{}] * 3
-    assert all(m.percentiles is not None for m in minutes[:-1])
-    assert minutes[-1].latencies == {10: 1, 20: 1, 30: 1} and minutes[-1].percentiles is None
+    assert [m.latencies for m in minutes[:-2]] == [{}] * 2
+    assert all(m.percentiles is not None for m in minutes[:-2])
+    assert [m.latencies for m in minutes[-2:]] == [{10: 1, 20: 1, 30: 1}] * 2
+    assert minutes[-1].percentiles is None
     points = history.points(T0 + 4 * 60 - 1)
     assert [(p.requests, p.errors) for p in points[-4:]] == [(3, 1)] * 4
     assert len({(p.p50, p.p95, p.p99) for p in points[-4:]}) == 1
+
+
+def test_a_late_share_lands_in_its_own_minute_while_it_keeps_a_sketch():
+    history = MinuteHistory(10)
+    history.add(T0, 2, 0, {10: 2})
+    history.add(T0 + 60, 1, 0, {10: 1})  # the next minute started
+    history.add_late(T0 + 50, 1, 1, {40: 1})  # a worker's share of the first minute's bucket
+    points = history.points(T0 + 119)
+    assert [(p.requests, p.errors) for p in points[-2:]] == [(3, 1), (1, 0)]
+    assert points[-2].p99 is not None and points[-2].p99 > points[-1].p99  # type: ignore[operator]
+    history.add(T0 + 120, 1, 0, {10: 1})
+    history.add(T0 + 180, 1, 0, {10: 1})
+    history.add_late(T0 + 50, 5, 0, {10: 5})  # its minute has no sketch any more: the newest
+    assert [p.requests for p in history.points(T0 + 239)[-4:]] == [3, 1, 1, 6]
 
 
 def test_old_minutes_leave_the_ring_and_memory_stays_bounded():

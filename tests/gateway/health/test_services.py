@@ -14,17 +14,9 @@ from gateway.health.config import HealthConfig, ServiceThresholds
 from gateway.health.services import ServiceHealthTracker, classify
 from gateway.otlp.batch import Batch, Signal
 from tests.factories import logs_request, metrics_request
-from tests.gateway.health.helpers import spans_batch
+from tests.gateway.health.helpers import Clock, spans_batch
 
 T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def nearest_rank(values: list[float], q: float) -> float:

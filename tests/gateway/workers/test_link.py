@@ -24,7 +24,13 @@ from gateway.workers.link import (
     read_frames,
     socket_pair,
 )
-from gateway.workers.relay import AuditRelay, LogRelayHandler, RelayPipeline, replay_log
+from gateway.workers.relay import (
+    AuditRelay,
+    LogRelayHandler,
+    RelayNeeds,
+    RelayPipeline,
+    replay_log,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -84,7 +90,7 @@ async def test_frames_arrive_in_order_from_the_loop_and_from_other_threads():
 
 async def test_the_relay_refuses_retryably_when_the_supervisor_is_behind():
     link, _reader, _ = await _connected()
-    relay = RelayPipeline(link, "otlp", Signal.TRACES)
+    relay = RelayPipeline(link, "otlp", Signal.TRACES, True, RelayNeeds())
     big = _batch(2000)
     link.limit = 3 * big.nbytes  # nobody reads: the kernel buffer fills, then the transport's
     sent = 0
@@ -100,7 +106,7 @@ async def test_the_relay_refuses_retryably_when_the_supervisor_is_behind():
 async def test_a_closed_link_drops_frames_and_says_so():
     link, _reader, _ = await _connected()
     await link.close()
-    relay = RelayPipeline(link, "otlp", Signal.LOGS)
+    relay = RelayPipeline(link, "otlp", Signal.LOGS, True, RelayNeeds())
     assert relay.refusal() == "the link to the supervisor is closed"
     link.send_object(STATUS, {"late": True})  # no error: the supervisor is gone
 
@@ -135,3 +141,23 @@ async def test_audit_notes_and_log_records_reach_the_supervisor(caplog):
     record = caplog.records[-1]
     assert record.getMessage() == "worker 1: export failed: x"
     assert record.levelno == logging.ERROR and "ValueError: boom" in (record.exc_text or "")
+
+
+async def test_the_relay_sends_what_the_supervisor_needs():
+    link, reader, _ = await _connected()
+    needs = RelayNeeds()
+    relay = RelayPipeline(link, "otlp", Signal.TRACES, False, needs)
+    plain, failing = _batch(2), _batch(1)
+    event = failing.request.resource_spans[0].scope_spans[0].spans[0].events.add()  # type: ignore[union-attr]
+    event.name = "exception"
+    failing.mark_modified()
+    for need in ("all", "exceptions", "none"):  # what the supervisor may say
+        needs.by_signal[Signal.TRACES] = need
+        await relay.consume(plain)
+        await relay.consume(failing)
+    central = RelayPipeline(link, "otlp", Signal.TRACES, True, needs)
+    await central.consume(plain)  # the supervisor runs a pipeline of it: always
+    await link.close()
+    items = [decode_batch(p)[1].items async for _, p in read_frames(reader)]
+    # all: both; exceptions: the one that holds an exception; none: nothing; central: all
+    assert items == [2, 1, 1, 2]
