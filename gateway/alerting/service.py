@@ -30,6 +30,7 @@ from gateway.alerting.notifiers.build import build_notifiers
 from gateway.alerting.routing import compile_route
 from gateway.alerting.rules import RuleConfig
 from gateway.alerting.silences import Silence, Silences, new_silence_id
+from gateway.alerting.sources import GatewaySources
 from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger("otelgate.alerting")
@@ -104,6 +105,7 @@ class AlertingService:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_retention = 0.0
         self.log_counter: LogCounter | None = None  # told about new rules on reload
+        self.sources: GatewaySources | None = None  # what observe() reads (set by setup)
         self.last_evaluation: float | None = None
         self.last_error: str | None = None
 

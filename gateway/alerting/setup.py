@@ -93,4 +93,5 @@ def build_alerting(
         external_url=external_url(config, admin_endpoint),
     )
     service.log_counter = logs
+    service.sources = sources
     return service, logs

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
-from prometheus_client import Counter
+from prometheus_client.metrics_core import Metric
 
 from exporters.queue import ExporterQueue
 from gateway.alerting.evaluation import ErrorGroupSource, Observations
 from gateway.alerting.log_counter import LogCounter
 from gateway.health.services import ServiceHealthTracker
-from gateway.health.status import exporter_report
+from gateway.health.status import ExporterReport, exporter_report
 from gateway.health.system import SystemSampler
 from gateway.logfiles.managed import ManagedFile
 from gateway.logfiles.status import FileStatus
@@ -22,12 +23,18 @@ from gateway.slo.tracker import SloTracker
 LOSS_HISTORY_SECONDS = 24 * 3600.0
 
 
+class Collects(Protocol):
+    """A counter, or any collector of counter families (the merged ones of worker processes)."""
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
 class LossHistory:
     """Items each exporter lost (dropped or failed for good), sampled at every evaluation,
     so a rule can ask how many were lost within a window. The counters start at zero with
     the process, so a window longer than the history counts from zero."""
 
-    def __init__(self, counters: Sequence[Counter], clock: Callable[[], float] = time.time):
+    def __init__(self, counters: Sequence[Collects], clock: Callable[[], float] = time.time):
         self.counters = counters
         self.clock = clock
         self._samples: dict[str, deque[tuple[float, float]]] = {}
@@ -81,6 +88,7 @@ class GatewaySources:
         max_sample_age: float = 5.0,
         error_groups: ErrorGroupSource | None = None,
         log_files: Callable[[], Sequence[ManagedFile]] = list,
+        exporter_reports: Callable[[], list[ExporterReport]] | None = None,
     ) -> None:
         self.services = services
         self.sampler = sampler
@@ -92,6 +100,10 @@ class GatewaySources:
         self.max_sample_age = max_sample_age
         self.error_groups = error_groups
         self.log_files = log_files
+        #: The exporters' reports (with worker processes: totals over every process).
+        self.exporter_reports = exporter_reports or (
+            lambda: [exporter_report(q) for q in self.queues.values()]
+        )
 
     async def observe(self) -> Observations:
         """Everything the rules may read, now."""
@@ -104,7 +116,7 @@ class GatewaySources:
         return Observations(
             services=self.services.reports(),
             system=system,
-            exporters=[exporter_report(q) for q in self.queues.values()],
+            exporters=self.exporter_reports(),
             lost_items={name: self.losses.increase(name) for name in self.queues},
             shedding=frozenset(
                 name

@@ -109,17 +109,27 @@ class MinuteHistory:
     def add_late(
         self, start: float, requests: int, errors: int, latencies: Mapping[int, int]
     ) -> None:
-        """Fold in more of a bucket already folded (a worker's late share, gateway.workers):
-        into its own minute while that one still has its sketch (the newest two), else into
-        the newest, as :meth:`add` does."""
+        """Fold in more of a bucket already folded (a worker's late share, gateway.workers),
+        into its own minute: its sketch too while it has one (the newest two minutes, or a
+        minute inserted late); a minute settled already keeps its percentiles."""
         index = int(start // MINUTE)
-        for minute in reversed(self._minutes):
-            if minute.index == index and (minute.latencies or minute.percentiles is None):
-                _fold(minute, requests, errors, latencies)
-                return
-            if minute.index < index:
-                break
-        self.add(start, requests, errors, latencies)
+        minutes = self._minutes
+        if not minutes or index > minutes[-1].index:
+            self.add(start, requests, errors, latencies)
+            return
+        minute = next((m for m in reversed(minutes) if m.index == index), None)
+        if minute is None:  # no share of that minute yet: in its place
+            if len(minutes) == minutes.maxlen:
+                if index < minutes[0].index:
+                    return  # older than the whole ring
+                minutes.popleft()
+            minute = _Minute(index)
+            minutes.insert(sum(1 for m in minutes if m.index < index), minute)
+        if minute.latencies or minute.percentiles is None:
+            _fold(minute, requests, errors, latencies)
+        else:  # settled: exact counts, percentiles as they were
+            minute.requests += requests
+            minute.errors += errors
 
     def points(
         self,

@@ -61,6 +61,7 @@ class _Service:
     history: MinuteHistory  # the closed buckets, by minute; the last bucket is still open
     signals: dict[str, float] = field(default_factory=dict)  # signal -> last seen
     buckets: deque[_Bucket] = field(default_factory=deque)
+    touches: int = 0  # resource groups seen (a worker's drain says how many: untracked)
 
 
 @dataclass(slots=True)
@@ -71,6 +72,7 @@ class ServiceDelta:
     last_seen: float
     signals: dict[str, float]
     buckets: list[tuple[int, int, int, dict[int, int]]]  # (index, requests, errors, latencies)
+    touches: int  # resource groups seen: what the supervisor counts as untracked if it must
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,7 @@ class ServiceHealthTracker:
             service = self._services[name] = _Service(now, now, history)
         service.last_seen = now
         service.signals[signal] = now
+        service.touches += 1
         return service
 
     def _evict(self, now: float) -> bool:
@@ -171,7 +174,9 @@ class ServiceHealthTracker:
             latencies[index] = latencies.get(index, 0) + 1
 
     def _bucket(self, service: _Service, now: float) -> _Bucket:
-        index = int(now // self.width)
+        return self._bucket_at(service, int(now // self.width))
+
+    def _bucket_at(self, service: _Service, index: int) -> _Bucket:
         buckets = service.buckets
         if buckets and buckets[-1].index == index:
             return buckets[-1]
@@ -183,6 +188,12 @@ class ServiceHealthTracker:
             buckets.popleft()
         return buckets[-1]
 
+    def unbounded(self) -> ServiceHealthTracker:
+        """This tracker without ``max_services`` (a worker's, drained often: the supervisor
+        applies the limit when it merges)."""
+        self.config = self.config.model_copy(update={"max_services": 2**62})
+        return self
+
     def drain(self) -> dict[str, ServiceDelta]:
         """Everything counted since the last drain, then forget it (a worker's tracker,
         gateway.workers: the supervisor merges it with :meth:`merge`)."""
@@ -193,6 +204,7 @@ class ServiceHealthTracker:
                 s.last_seen,
                 s.signals,
                 [(b.index, b.requests, b.errors, b.latencies) for b in s.buckets],
+                s.touches,
             )
             for name, s in taken.items()
         }
@@ -203,11 +215,12 @@ class ServiceHealthTracker:
         for name, delta in deltas.items():
             service = self._services.get(name)
             if service is None:
-                if not self._touch(name, "traces", delta.last_seen):
+                # As one process would have met it: at its first arrival, once per group seen.
+                if not self._touch(name, "traces", delta.first_seen):
+                    self.untracked += delta.touches - 1
                     continue
                 service = self._services[name]
                 service.signals.clear()
-                service.first_seen = delta.first_seen
             service.first_seen = min(service.first_seen, delta.first_seen)
             service.last_seen = max(service.last_seen, delta.last_seen)
             for signal, seen in delta.signals.items():
@@ -229,7 +242,7 @@ class ServiceHealthTracker:
                 buckets.insert(at, _Bucket(index))
             target = buckets[at]
         else:
-            target = self._bucket(service, index * self.width)
+            target = self._bucket_at(service, index)
         target.requests += requests
         target.errors += errors
         for key, n in latencies.items():

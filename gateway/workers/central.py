@@ -11,24 +11,42 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+
+from prometheus_client.metrics_core import Metric
 
 from exporters.spool import SUPERVISOR_PARTITION
+from gateway.alerting.sources import LossHistory
 from gateway.api.admin import Readiness
 from gateway.config.model import Config
 from gateway.errors import BackpressureError, RefusedError
+from gateway.health.status import ExporterReport, exporter_report
 from gateway.observers import notify
 from gateway.otlp.batch import Batch, Signal
 from gateway.pipeline import Router
 from gateway.service import Gateway
+from gateway.workers.link import COUNT_HEALTH, EXCEPTIONS_ONLY
 from gateway.workers.metrics_merge import MergedMetrics
 from gateway.workers.relay import Need
 from gateway.workers.roles import worker_pipeline, worker_receiver
 from gateway.workers.status import WorkerSlot
+from gateway.workers.view import combine_exporters
 
 log = logging.getLogger("otelgate.supervisor")
+LOSS_FAMILIES = frozenset({"otelgate_exporter_dropped_items", "otelgate_exporter_failed_items"})
 WARN_EVERY = 10.0  # seconds between two warnings about relayed data dropped
 RETRY_INTERVAL = 0.05  # seconds between two tries of a relayed batch a full queue refused
+
+
+class _Families:
+    """The merged families of ``names`` (a collector, for the alert rules' loss history)."""
+
+    def __init__(self, merged: MergedMetrics, names: frozenset[str]) -> None:
+        self.merged = merged
+        self.names = names
+
+    def collect(self) -> Iterator[Metric]:
+        return (family for family in self.merged.collect() if family.name in self.names)
 
 
 class CentralGateway(Gateway):
@@ -50,8 +68,18 @@ class CentralGateway(Gateway):
         self.exposition = self.merged_metrics
         self.health_api.worker_slots = slots
         self.metrics.admission_max_inflight_bytes.set(0)  # no client sends here: no budget
+        if self.alerting is not None and self.alerting.sources is not None:
+            # Alert rules on exporters read every process's queues and losses, like /health.
+            self.alerting.sources.exporter_reports = self._exporter_totals
+            losses = _Families(self.merged_metrics, LOSS_FAMILIES)
+            self.alerting.sources.losses = LossHistory([losses])
         self._central: dict[str, dict[Signal, Router]] = {}
         self._warned = 0.0
+
+    def _exporter_totals(self) -> list[ExporterReport]:
+        """Each exporter's report over the supervisor and every worker."""
+        own = [exporter_report(q) for q in self.queues.values()]
+        return [total for total, _ in combine_exporters(own, self.slots())]
 
     def _central_routes(self, receiver: str) -> dict[Signal, Router]:
         """Per signal, the pipelines listing ``receiver`` that the workers do not run."""
@@ -66,10 +94,14 @@ class CentralGateway(Gateway):
             self._central[receiver] = routes
         return routes
 
-    async def relay_in(self, receiver: str, batch: Batch) -> None:
+    async def relay_in(self, receiver: str, batch: Batch, flags: int = 0) -> None:
         """A batch a worker accepted from ``receiver``: the supervisor's pipelines, then the
         observers. While a queue here is full this waits (the worker's relay then fills and
         the worker refuses new requests, retryably): the client was answered already."""
+        if flags & EXCEPTIONS_ONLY:  # only what error tracking reads, for it alone
+            if self.errors is not None:
+                notify([self.errors.tracker], batch)
+            return
         router = self._central_routes(receiver).get(batch.signal)
         while router is not None:
             try:
@@ -83,7 +115,8 @@ class CentralGateway(Gateway):
             except RefusedError as exc:
                 self._dropped(receiver, batch, exc)
             break
-        notify([o for o in self.observers if o is not self.health], batch)
+        counted = bool(flags & COUNT_HEALTH)  # else the worker counted its service health
+        notify([o for o in self.observers if counted or o is not self.health], batch)
 
     def _dropped(self, receiver: str, batch: Batch, exc: RefusedError) -> None:
         """A relayed batch no queue here can take (shutting down): counted and logged."""

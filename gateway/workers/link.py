@@ -32,7 +32,10 @@ from gateway.otlp.batch import Batch, Signal
 
 BATCH, STATUS, AUDIT, LOG, CONFIG, HEALTH, NEEDS = 1, 2, 3, 4, 5, 6, 7
 _HEADER = struct.Struct("!IB")
-_BATCH = struct.Struct("!BIIH")  # signal, items, nbytes, length of the receiver id
+_BATCH = struct.Struct("!BBIIH")  # signal, flags, items, nbytes, length of the receiver id
+#: Batch flags: the supervisor counts its service health (the worker did not), and the batch
+#: is only the spans and records holding an exception (for error tracking alone).
+COUNT_HEALTH, EXCEPTIONS_ONLY = 1, 2
 _SIGNALS = tuple(Signal)
 _SIGNAL_CODES = {signal: code for code, signal in enumerate(_SIGNALS)}
 MIB = 1024 * 1024
@@ -51,20 +54,22 @@ def socket_pair() -> tuple[socket.socket, socket.socket]:
     return ours, theirs
 
 
-def encode_batch(receiver: str, batch: Batch) -> bytes:
+def encode_batch(receiver: str, batch: Batch, flags: int = 0) -> bytes:
     """The payload of a relayed batch."""
     name = receiver.encode()
-    head = _BATCH.pack(_SIGNAL_CODES[batch.signal], batch.items, batch.nbytes, len(name))
+    code = _SIGNAL_CODES[batch.signal]
+    head = _BATCH.pack(code, flags, batch.items, batch.nbytes, len(name))
     return b"".join((head, name, batch.serialized()))
 
 
-def decode_batch(payload: bytes) -> tuple[str, Batch]:
-    """(receiver id, batch) of a relayed batch's payload; the request is decoded when read."""
-    code, items, nbytes, length = _BATCH.unpack_from(payload)
+def decode_batch(payload: bytes) -> tuple[str, Batch, int]:
+    """(receiver id, batch, flags) of a relayed batch's payload; the request is decoded when
+    read."""
+    code, flags, items, nbytes, length = _BATCH.unpack_from(payload)
     start = _BATCH.size
     receiver = payload[start : start + length].decode()
     encoded = payload[start + length :]
-    return receiver, Batch(_SIGNALS[code], None, items, encoded, nbytes)
+    return receiver, Batch(_SIGNALS[code], None, items, encoded, nbytes), flags
 
 
 class LinkWriter:
@@ -103,9 +108,9 @@ class LinkWriter:
         buffered = self.buffered
         return buffered == 0 or buffered + nbytes <= self.limit
 
-    def send_batch(self, receiver: str, batch: Batch) -> None:
+    def send_batch(self, receiver: str, batch: Batch, flags: int = 0) -> None:
         """Relay an accepted batch (loop thread only)."""
-        self._frame(BATCH, encode_batch(receiver, batch))
+        self._frame(BATCH, encode_batch(receiver, batch, flags))
 
     def send_object(self, kind: int, value: Any) -> None:
         """Send a pickled status, audit note or log record; safe from any thread. Dropped

@@ -17,8 +17,9 @@ from prometheus_client import Counter
 
 from gateway.error_tracking.capture import exception_subset
 from gateway.errors import BackpressureError
+from gateway.health.services import ServiceHealthTracker
 from gateway.otlp.batch import Batch, Signal
-from gateway.workers.link import AUDIT, LOG, LinkWriter
+from gateway.workers.link import AUDIT, COUNT_HEALTH, EXCEPTIONS_ONLY, LOG, LinkWriter
 
 Need = Literal["all", "exceptions", "none"]
 
@@ -41,9 +42,10 @@ class RelayNeeds:
 
 
 class RelayPipeline:
-    """A pipeline-shaped sink that relays batches of one receiver to the supervisor: every
-    one when the supervisor runs a pipeline of that receiver and signal (``central``), else
-    those its observers need."""
+    """A pipeline-shaped stage, last in a worker's router for one receiver and signal: it
+    counts service health (unless the supervisor must, after its pipeline changed the batch)
+    and relays to the supervisor every batch when the supervisor runs a pipeline of that
+    receiver and signal (``central``), else what its observers need."""
 
     mutates = False
 
@@ -52,20 +54,26 @@ class RelayPipeline:
         link: LinkWriter,
         receiver: str,
         signal: Signal,
-        central: bool,
         needs: RelayNeeds,
+        *,
+        central: bool,
+        health: ServiceHealthTracker | None,
         relayed: Counter | None = None,
     ) -> None:
         self.link = link
         self.receiver = receiver
         self.signal = signal
-        self.central = central
         self.needs = needs
+        self.central = central
+        self.health = health  # None: the supervisor counts it (COUNT_HEALTH)
         self.name = f"relay/{receiver}"
         self._relayed = relayed.labels(signal.value) if relayed is not None else None
 
     def check_room(self, items: int, nbytes: int) -> None:
-        """Refuse (retryable) while the supervisor is too far behind."""
+        """Refuse (retryable) while the supervisor is too far behind, when there may be
+        something to relay."""
+        if not self.central and self.needs.by_signal[self.signal] == "none":
+            return
         if not self.link.room(nbytes):
             raise BackpressureError(
                 f"the gateway's supervisor is behind ({self.link.buffered} bytes waiting "
@@ -85,10 +93,18 @@ class RelayPipeline:
         return self.refusal() is None
 
     async def consume(self, batch: Batch) -> None:
-        """Relay ``batch`` when the supervisor needs it."""
-        wanted = batch if self.central else self.needs.select(batch)
+        """Count health, then relay what the supervisor needs of ``batch``."""
+        if self.health is not None:
+            self.health.observe(batch)
+        wanted: Batch | None
+        if self.central:
+            wanted, flags = batch, 0 if self.health is not None else COUNT_HEALTH
+        else:
+            wanted, flags = self.needs.select(batch), 0
+            if wanted is not None and wanted is not batch:
+                flags = EXCEPTIONS_ONLY
         if wanted is not None:
-            self.link.send_batch(self.receiver, wanted)
+            self.link.send_batch(self.receiver, wanted, flags)
             if self._relayed is not None:
                 self._relayed.inc(wanted.items)
 

@@ -138,7 +138,10 @@ class Supervisor:
         finally:
             theirs.close()
         reader, writer = await asyncio.open_unix_connection(sock=ours)
-        write_object(writer, CONFIG, with_endpoints(self.config, self.endpoints))
+        # Service health is merged into the supervisor's tracker: the same buckets, always.
+        health = {"health": self.gateway.config.health}
+        config = with_endpoints(self.config, self.endpoints).model_copy(update=health)
+        write_object(writer, CONFIG, config)
         write_object(writer, NEEDS, self.gateway.relay_needs())
         process = _Process(slot, proc, writer, expected_exit)
         slot.pid, slot.state, slot.started_at = proc.pid, "starting", time.time()
@@ -163,8 +166,8 @@ class Supervisor:
 
     async def _frame(self, process: _Process, kind: int, payload: bytes) -> None:
         if kind == BATCH:
-            receiver, batch = decode_batch(payload)
-            await self.gateway.relay_in(receiver, batch)
+            receiver, batch, flags = decode_batch(payload)
+            await self.gateway.relay_in(receiver, batch, flags)
         elif kind == STATUS:
             self._status(process, load_object(payload))
         elif kind == AUDIT:

@@ -76,9 +76,9 @@ class WorkerGateway:
         self.state = "created"
         audit = AuditRelay(link) if config.audit.enabled else None
         self.auth = Authenticator(config.auth, self.registry, audit=audit)
-        # Service health is counted here, per item, and merged by the supervisor every
-        # HEALTH_INTERVAL: its per-span work scales with the workers.
-        self.health = ServiceHealthTracker(config.health)
+        # Service health is counted here, per item (by the relay stage, where observers would
+        # see the batch), and merged by the supervisor every HEALTH_INTERVAL.
+        self.health = ServiceHealthTracker(config.health).unbounded()
         self.needs = RelayNeeds()  # what the supervisor's observers need: it says so
         self.relayed = Counter(
             "otelgate_worker_relayed_items",
@@ -88,8 +88,8 @@ class WorkerGateway:
         )
         host = Host(
             metrics=self.metrics, emit=self._emit, routes=self._routes, admission=self.admission,
-            observers=[self.health], sampler=SystemSampler([]), guard=self._guard,
-            store=config.store, auth=self.auth, reuse_port=True,
+            sampler=SystemSampler([]), guard=self._guard, store=config.store, auth=self.auth,
+            reuse_port=True,
         )  # fmt: skip
         self.queues: dict[str, ExporterQueue] = {}
         for name in worker_exporters(config):
@@ -124,7 +124,7 @@ class WorkerGateway:
         return False  # what the gateway produces itself is produced by the supervisor
 
     def _routes(self, receiver: str) -> dict[Signal, Router]:
-        """Per signal: this worker's pipelines, then the relay, which sends the batch the
+        """Per signal: this worker's pipelines, then the relay stage, which sees the batch the
         observers would see in one process (changed in place by the only pipeline, else as
         received) once every queue here took it. Copies as one process makes them: when the
         receiver feeds several pipelines of the signal, wherever they run."""
@@ -139,8 +139,13 @@ class WorkerGateway:
             if not fed:
                 continue
             mine = [p for p in self.pipelines if p.name in fed]
-            central = len(mine) < len(fed)  # the supervisor runs one of them
-            relay = RelayPipeline(self.link, receiver, kind, central, self.needs, self.relayed)
+            # The only pipeline runs in the supervisor: observers see what it made of the
+            # batch, so the supervisor counts service health after it.
+            health_here = len(fed) > 1 or bool(mine)
+            relay = RelayPipeline(
+                self.link, receiver, kind, self.needs, central=len(mine) < len(fed),
+                health=self.health if health_here else None, relayed=self.relayed,
+            )  # fmt: skip
             routes[kind] = Router(kind, [*mine, relay], shared=len(fed) > 1)
         return routes
 

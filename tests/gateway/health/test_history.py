@@ -110,8 +110,13 @@ def test_a_late_share_lands_in_its_own_minute_while_it_keeps_a_sketch():
     assert points[-2].p99 is not None and points[-2].p99 > points[-1].p99  # type: ignore[operator]
     history.add(T0 + 120, 1, 0, {10: 1})
     history.add(T0 + 180, 1, 0, {10: 1})
-    history.add_late(T0 + 50, 5, 0, {10: 5})  # its minute has no sketch any more: the newest
-    assert [p.requests for p in history.points(T0 + 239)[-4:]] == [3, 1, 1, 6]
+    settled = history.points(T0 + 239)[-4]
+    history.add_late(T0 + 50, 5, 0, {10: 5})  # its minute has no sketch any more
+    points = history.points(T0 + 239)[-4:]
+    assert [p.requests for p in points] == [8, 1, 1, 1]  # the counts still land in it
+    assert (points[0].p50, points[0].p99) == (settled.p50, settled.p99)  # percentiles kept
+    history.add_late(T0 - 120, 1, 0, {10: 1})  # a minute nobody counted in yet: in its place
+    assert [p.requests for p in history.points(T0 + 239)[-6:]] == [1, 0, 8, 1, 1, 1]
 
 
 def test_old_minutes_leave_the_ring_and_memory_stays_bounded():

@@ -17,17 +17,18 @@ from tests.gateway.health.helpers import Clock, spans_batch
 T0 = 1_800_000_000.0
 
 
-def _config() -> HealthConfig:
-    return HealthConfig.model_validate({"window": "60s", "bucket": "10s", "history_minutes": 5})
+def _config(bucket: str = "10s") -> HealthConfig:
+    return HealthConfig.model_validate({"window": "60s", "bucket": bucket, "history_minutes": 5})
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_two_workers_merged_equal_one_tracker(seed):
+@pytest.mark.parametrize("bucket", ["10s", "100ms", "1.1s"])
+@pytest.mark.parametrize("seed", range(6))
+def test_two_workers_merged_equal_one_tracker(seed, bucket):
     rng = random.Random(seed)
     clock = Clock()
-    one = ServiceHealthTracker(_config(), clock=clock)
-    merged = ServiceHealthTracker(_config(), clock=clock)
-    workers = [ServiceHealthTracker(_config(), clock=clock) for _ in range(2)]
+    one = ServiceHealthTracker(_config(bucket), clock=clock)
+    merged = ServiceHealthTracker(_config(bucket), clock=clock)
+    workers = [ServiceHealthTracker(_config(bucket), clock=clock).unbounded() for _ in range(2)]
     pending: list[dict[str, ServiceDelta]] = []  # drained, not merged yet: they arrive late
     for _ in range(400):  # ~4 minutes of traffic crossing bucket and minute boundaries
         clock.now += rng.uniform(0.0, 1.2)
@@ -72,15 +73,39 @@ def test_a_worker_share_for_a_bucket_the_supervisor_never_had_counts_in_the_wind
     assert sum(p.requests for p in merged.histories()["checkout"]) == 3
 
 
-def test_max_services_applies_to_merged_services():
+def test_a_worker_late_by_more_than_a_minute_still_counts_in_its_minute():
+    clock = Clock(T0 - T0 % 60 + 55)  # 5 s before a minute starts
+    one = ServiceHealthTracker(_config(), clock=clock)
+    merged = ServiceHealthTracker(_config(), clock=clock)
+    slow, fast = (ServiceHealthTracker(_config(), clock=clock).unbounded() for _ in range(2))
+    batch = spans_batch("checkout", [0.2], errors={0})
+    one.observe(batch)
+    slow.observe(batch)
+    held = slow.drain()  # stuck behind a long relay backlog
+    for _ in range(3):
+        clock.now += 30
+        batch = spans_batch("checkout", [0.1, 0.3])
+        one.observe(batch)
+        fast.observe(batch)
+        merged.merge(fast.drain())
+    merged.merge(held)  # 90 s late: its minute had no share at all
+    assert merged.histories() == one.histories()
+
+
+def test_max_services_applies_to_merged_services_as_in_one_process():
     clock = Clock()
     config = HealthConfig.model_validate({"max_services": 2})
+    one = ServiceHealthTracker(config, clock=clock)
     merged = ServiceHealthTracker(config, clock=clock)
-    worker = ServiceHealthTracker(config, clock=clock)
-    for name in ("a", "b"):
-        worker.observe(spans_batch(name, [0.1]))
+    worker = ServiceHealthTracker(config, clock=clock).unbounded()
+    for _ in range(10):
+        for name in ("a", "b", "c"):  # more names than the limit between two drains
+            batch = spans_batch(name, [0.1])
+            one.observe(batch)
+            worker.observe(batch)
+        clock.now += 0.01
     merged.merge(worker.drain())
-    worker.observe(spans_batch("c", [0.1]))
-    merged.merge(worker.drain())
-    assert merged.names() == ["a", "b"] and merged.untracked == 1
+    assert merged.names() == one.names() == ["a", "b"]
+    assert merged.untracked == one.untracked == 10
+    assert merged.report("a") == one.report("a")
     assert worker.drain() == {}  # drained: nothing counted twice

@@ -11,10 +11,14 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from gateway.errors import BackpressureError
+from gateway.health.config import HealthConfig
+from gateway.health.services import ServiceHealthTracker
 from gateway.otlp.batch import Batch, Signal
 from gateway.workers.link import (
     AUDIT,
     BATCH,
+    COUNT_HEALTH,
+    EXCEPTIONS_ONLY,
     LOG,
     STATUS,
     LinkWriter,
@@ -48,8 +52,8 @@ def _batch(spans: int) -> Batch:
 
 def test_a_batch_round_trips_with_its_receiver_items_and_size():
     batch = _batch(3)
-    receiver, back = decode_batch(encode_batch("otlp/edge", batch))
-    assert receiver == "otlp/edge"
+    receiver, back, flags = decode_batch(encode_batch("otlp/edge", batch, COUNT_HEALTH))
+    assert (receiver, flags) == ("otlp/edge", COUNT_HEALTH)
     assert back.signal is Signal.TRACES
     assert (back.items, back.nbytes) == (3, batch.nbytes)
     assert back.serialized() == batch.serialized()
@@ -90,7 +94,7 @@ async def test_frames_arrive_in_order_from_the_loop_and_from_other_threads():
 
 async def test_the_relay_refuses_retryably_when_the_supervisor_is_behind():
     link, _reader, _ = await _connected()
-    relay = RelayPipeline(link, "otlp", Signal.TRACES, True, RelayNeeds())
+    relay = RelayPipeline(link, "otlp", Signal.TRACES, RelayNeeds(), central=True, health=None)
     big = _batch(2000)
     link.limit = 3 * big.nbytes  # nobody reads: the kernel buffer fills, then the transport's
     sent = 0
@@ -106,7 +110,7 @@ async def test_the_relay_refuses_retryably_when_the_supervisor_is_behind():
 async def test_a_closed_link_drops_frames_and_says_so():
     link, _reader, _ = await _connected()
     await link.close()
-    relay = RelayPipeline(link, "otlp", Signal.LOGS, True, RelayNeeds())
+    relay = RelayPipeline(link, "otlp", Signal.LOGS, RelayNeeds(), central=True, health=None)
     assert relay.refusal() == "the link to the supervisor is closed"
     link.send_object(STATUS, {"late": True})  # no error: the supervisor is gone
 
@@ -146,7 +150,8 @@ async def test_audit_notes_and_log_records_reach_the_supervisor(caplog):
 async def test_the_relay_sends_what_the_supervisor_needs():
     link, reader, _ = await _connected()
     needs = RelayNeeds()
-    relay = RelayPipeline(link, "otlp", Signal.TRACES, False, needs)
+    health = ServiceHealthTracker(HealthConfig())
+    relay = RelayPipeline(link, "otlp", Signal.TRACES, needs, central=False, health=health)
     plain, failing = _batch(2), _batch(1)
     event = failing.request.resource_spans[0].scope_spans[0].spans[0].events.add()  # type: ignore[union-attr]
     event.name = "exception"
@@ -155,9 +160,15 @@ async def test_the_relay_sends_what_the_supervisor_needs():
         needs.by_signal[Signal.TRACES] = need
         await relay.consume(plain)
         await relay.consume(failing)
-    central = RelayPipeline(link, "otlp", Signal.TRACES, True, needs)
+    central = RelayPipeline(link, "otlp", Signal.TRACES, needs, central=True, health=None)
     await central.consume(plain)  # the supervisor runs a pipeline of it: always
     await link.close()
-    items = [decode_batch(p)[1].items async for _, p in read_frames(reader)]
-    # all: both; exceptions: the one that holds an exception; none: nothing; central: all
-    assert items == [2, 1, 1, 2]
+    got = [decode_batch(p)[1:] async for _, p in read_frames(reader)]
+    # all: both; exceptions: the one that holds an exception; none: nothing; central: all,
+    # and the supervisor counts its health (the worker's relay stage did not)
+    assert [(b.items, flags) for b, flags in got] == [
+        (2, 0), (1, 0), (1, EXCEPTIONS_ONLY), (2, COUNT_HEALTH),
+    ]  # fmt: skip
+    # the worker's stage counted health for the 6 batches it saw: 1 service, 9 spans in all
+    delta = health.drain()
+    assert list(delta) == ["unknown_service"] and delta["unknown_service"].touches == 6
