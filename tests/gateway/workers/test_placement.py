@@ -10,11 +10,14 @@ from collections.abc import Mapping
 import pytest
 import yaml
 
+from gateway.alerting.config import AlertingConfig
 from gateway.config.loading import parse_config
 from gateway.config.model import Config
+from gateway.health.status import ExporterReport
 from gateway.otlp.batch import Signal
 from gateway.workers.central import CentralGateway
 from gateway.workers.link import COUNT_HEALTH, LinkWriter, decode_batch, read_frames, socket_pair
+from gateway.workers.status import WorkerSlot, WorkerStatus
 from gateway.workers.worker import WorkerGateway
 from tests.gateway.health.helpers import spans_batch
 
@@ -91,3 +94,22 @@ async def test_a_worker_counts_health_after_its_only_pipeline_renamed_the_servic
     flags, central, _ = await _relayed(_config(pipelines))
     assert flags == [0]  # relayed whole (the supervisor has not said what it needs yet)
     assert central.health.names() == ["checkout-v2"]  # counted by the worker, merged
+
+
+async def test_alert_rules_on_exporters_read_every_process():
+    pipelines = {"traces": {"receivers": ["otlp"], "exporters": ["otlp/down"]}}
+    config = _config(pipelines).model_copy(update={"alerting": AlertingConfig()})
+    failing = ExporterReport(
+        "otlp/down", "failed", "connection refused", 1.0, None, queue_size=7, queue_capacity=10
+    )
+    status = WorkerStatus(index=0, pid=4242, state="running", accepted_items={},
+                          exporters=[failing])  # fmt: skip
+    slots = [WorkerSlot(0, pid=4242, state="running", last_status=status)]
+    central = CentralGateway(config, lambda: slots)
+    assert central.alerting is not None and central.alerting.sources is not None
+    seen = await central.alerting.sources.observe()
+    down = [e for e in seen.exporters if e.name == "otlp/down"]
+    # the supervisor's own copy of the queue is idle; the worker's is failing: the total is
+    assert [(e.state, e.queue_size, e.last_error) for e in down] == [
+        ("failed", 7, "connection refused")
+    ]
