@@ -22,7 +22,7 @@ from exporters.settings import ExporterSettings
 from gateway.otlp.batch import Batch
 from gateway.pipeline import Emit
 from gateway.processors import Processor, redaction, resource, spanmetrics
-from gateway.receivers import hostmetrics
+from gateway.receivers import hostmetrics, syslog
 from gateway.receivers import otlp as otlp_receiver
 from gateway.registry import Host, Registry
 from gateway.selfmetrics import GatewayMetrics
@@ -31,6 +31,7 @@ REGISTRY = Registry(
     [
         otlp_receiver.FACTORY,
         hostmetrics.FACTORY,
+        syslog.FACTORY,
         resource.FACTORY,
         redaction.FACTORY,
         spanmetrics.FACTORY,

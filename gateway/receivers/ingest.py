@@ -302,10 +302,12 @@ class Ingest:
         nbytes: int | None = None,
         items: int | None = None,
         identity: Identity = ANONYMOUS,
+        count_refused: bool = True,
     ) -> ExportResponse:
         """Validate and route one decoded request (``nbytes``: the size it arrived with;
         ``items``: its items before validation, if counted) sent by ``identity``, whose
-        resource attributes it gets. Raises :class:`RefusedError` to refuse it whole."""
+        resource attributes it gets. Raises :class:`RefusedError` to refuse it whole, counted
+        as refused unless ``count_refused`` is false (a caller that retries counts it)."""
         router = self.router(signal)
         rejection = validate(signal, request)
         # Validation removes exactly the items it rejects (and item-less groups).
@@ -323,7 +325,8 @@ class Ingest:
             try:
                 await router.consume(batch)
             except RefusedError as exc:
-                self.refuse(signal, exc.reason, batch.items)
+                if count_refused:
+                    self.refuse(signal, exc.reason, batch.items)
                 raise
             self.metrics.receiver_accepted.labels(signal.value, self.transport).inc(batch.items)
             notify(self.observers, batch)

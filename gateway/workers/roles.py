@@ -68,6 +68,23 @@ def worker_pipeline(config: Config, pipeline: str) -> bool:
     )
 
 
+#: Config sections the workers run: a reload that changes one replaces the workers.
+WORKER_SECTIONS = ("receivers", "processors", "exporters", "service", "auth", "logging")
+
+
+def worker_changes(old: Config, new: Config) -> list[str]:
+    """The sections the workers run that differ between ``old`` and ``new`` (receivers: only
+    those workers run; a syslog receiver runs in the supervisor)."""
+
+    def part(config: Config, section: str) -> object:
+        value = getattr(config, section)
+        if section == "receivers":
+            return {k: v for k, v in value.items() if worker_receiver(k)}
+        return value
+
+    return [s for s in WORKER_SECTIONS if part(old, s) != part(new, s)]
+
+
 def worker_exporters(config: Config) -> list[str]:
     """The exporters a worker runs: those of the pipelines workers run."""
     used = {

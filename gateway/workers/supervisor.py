@@ -44,7 +44,7 @@ from gateway.workers.link import (
     write_object,
 )  # fmt: skip
 from gateway.workers.relay import replay_log
-from gateway.workers.roles import worker_exporters
+from gateway.workers.roles import worker_changes, worker_exporters
 from gateway.workers.status import WorkerSlot, WorkerStatus
 
 log = logging.getLogger("otelgate.supervisor")
@@ -52,8 +52,6 @@ START_TIMEOUT = 60.0  # seconds for a worker to report running
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0  # restart delays: doubled per quick failure
 STABLE_AFTER = 30.0  # a worker that ran this long resets the backoff
 STOP_GRACE = 15.0  # seconds past shutdown_timeout before a worker is killed
-#: Config sections the workers run: a reload that changes one replaces the workers.
-WORKER_SECTIONS = ("receivers", "processors", "exporters", "service", "auth", "logging")
 _AUDIT_NOTES = frozenset({"note_auth_failure", "note_token_use"})
 
 
@@ -226,7 +224,7 @@ class Supervisor:
         new = outcome.config
         if new is None:
             return
-        changed = [s for s in WORKER_SECTIONS if getattr(self.config, s) != getattr(new, s)]
+        changed = worker_changes(self.config, new)
         if not changed:
             return
         error = await self.roll(new)

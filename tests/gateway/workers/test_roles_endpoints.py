@@ -13,7 +13,13 @@ from gateway.config.issues import ConfigError
 from gateway.config.loading import default_config, parse_config
 from gateway.listeners.http_server import bind
 from gateway.workers.endpoints import reserve, with_endpoints
-from gateway.workers.roles import usable_cpus, worker_count, worker_exporters, worker_pipeline
+from gateway.workers.roles import (
+    usable_cpus,
+    worker_changes,
+    worker_count,
+    worker_exporters,
+    worker_pipeline,
+)
 
 CONFIG = """
 receivers:
@@ -118,3 +124,17 @@ def test_a_port_another_program_holds_is_a_clear_error():
             reserve(_config(text))
     finally:
         other.close()
+
+
+def test_a_reload_replaces_workers_only_for_what_they_run():
+    old = _config()
+    syslog = yaml.safe_load(CONFIG)
+    syslog["receivers"]["syslog"] = {"udp": {"endpoint": "127.0.0.1:0"}}
+    syslog["service"]["pipelines"]["logs"]["receivers"].append("syslog")
+    with_syslog = parse_config(yaml.safe_dump(syslog), environ={})
+    # a new syslog receiver runs in the supervisor; the pipeline change reaches the workers
+    assert worker_changes(old, with_syslog) == ["service"]
+    tuned = yaml.safe_load(CONFIG)
+    tuned["receivers"]["otlp"]["protocols"]["http"]["max_request_body_size"] = 1024
+    assert worker_changes(old, parse_config(yaml.safe_dump(tuned), environ={})) == ["receivers"]
+    assert worker_changes(old, _config()) == []
