@@ -17,8 +17,12 @@ import time
 from pathlib import Path
 
 from gateway.receivers.syslog_framing import MAX_OCTET_COUNT, Frame, Framer, datagram_frame
-from tests.gateway.receivers.test_syslog_receiver import Harness, eventually, running
 from tests.support.certs import TestCa
+from tests.support.syslog_harness import (
+    Harness,
+    eventually,
+    running,
+)
 from tests.support.tls_clients import client_context
 
 TCP = "syslog/tcp"
