@@ -1,8 +1,9 @@
 """The contract every exporter implements: ``async push(batch)`` and a start/stop lifecycle.
 
 Exporters stay small: queueing, retry, backoff and timeouts live in :mod:`exporters.queue`.
-``push`` either returns (the batch was delivered; or :class:`Refused` when the backend kept
-all but some items), or raises one of :class:`gateway.errors.PermanentError` (its subclass
+``push`` either returns (the batch was delivered; :class:`Refused` when the backend kept all
+but some items; :class:`Partial` when it kept some and asked for the others again), or
+raises one of :class:`gateway.errors.PermanentError` (its subclass
 :class:`~gateway.errors.RefusedDataError` when the backend blamed the data, so the queue
 splits the batch) / :class:`~gateway.errors.RetryableError` /
 :class:`~gateway.errors.ThrottledError`, classified where the third-party error was caught.
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
+from gateway.errors import RetryableError
 from gateway.otlp.batch import Batch
 
 
@@ -22,6 +24,18 @@ class Refused:
 
     items: int
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """The backend stored part of a batch and answered ``error`` for ``remainder`` (the items
+    to send again, e.g. the documents of a bulk request it throttled); it refused ``refused``
+    more for good, for ``reason``. The queue retries only ``remainder``, with backoff."""
+
+    remainder: Batch
+    error: RetryableError
+    refused: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +55,7 @@ class Exporter(Protocol):
     async def start(self) -> None:
         """Open connections or files; called before any ``push``."""
 
-    async def push(self, batch: Batch) -> Refused | Shed | None:
+    async def push(self, batch: Batch) -> Refused | Partial | Shed | None:
         """Deliver one batch or raise a classified error. Must not mutate ``batch``."""
 
     async def shutdown(self) -> None:

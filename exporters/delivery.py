@@ -6,8 +6,12 @@ A retryable error is retried with backoff (or as long as the backend asked) unti
 batch is cut into pieces (:mod:`exporters.splitting`) and each piece is sent on its own, down
 to single items: one bad item costs only itself, the others are delivered within the same
 call, and the queue worker moves on. An exporter may also report that the backend kept all
-but some items (:class:`exporters.base.Refused`). Every item is counted once, as sent or as
-failed, and one log line per batch says how many were refused and why.
+but some items (:class:`exporters.base.Refused`), or that it kept some and asked for the
+others again (:class:`exporters.base.Partial`, e.g. Elasticsearch throttling single documents
+of a bulk request): only those are retried, on the same backoff and ``max_elapsed_time`` clock.
+Every item is counted once, as sent or as failed, and one log line per batch says how many
+were refused and why. A delivery cut short by shutdown counts what it settled (the queue
+counts the rest as dropped), unless the batch comes from the disk spool, which sends it again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from exporters.base import Exporter, Refused, Shed
+from exporters.base import Exporter, Partial, Refused, Shed
 from exporters.retry import RetryPolicy
 from exporters.splitting import split_batch
 from gateway.errors import PermanentError, RefusedDataError, RetryableError
@@ -57,27 +61,52 @@ class _Tally:
         if reason not in self.reasons and len(self.reasons) < MAX_REASONS:
             self.reasons.append(reason)
 
+    @property
+    def settled(self) -> int:
+        """Items counted so far, as sent, failed or dropped."""
+        return self.sent + self.failed + self.dropped
+
 
 class Delivery:
     """Sends batches through one exporter, retrying, splitting and counting."""
 
     def __init__(
-        self, name: str, exporter: Exporter, metrics: GatewayMetrics, retry: RetryPolicy
+        self,
+        name: str,
+        exporter: Exporter,
+        metrics: GatewayMetrics,
+        retry: RetryPolicy,
+        *,
+        replayed: bool = False,
     ) -> None:
         self.name = name
         self.exporter = exporter
         self.retry = retry
         self.status = ExporterStatus()
+        # A batch cut short by shutdown is sent again whole from the disk spool (replayed):
+        # nothing of it is counted now. Otherwise what was settled before is counted, and
+        # kept here so that the queue counts only the rest as dropped.
+        self.replayed = replayed
+        self.settled_when_cancelled: dict[Batch, int] = {}
         self._metrics = metrics
         self._rng = random.Random()
 
     async def deliver(self, batch: Batch) -> None:
         """Deliver ``batch`` or the pieces of it the backend takes; count every item."""
         tally = _Tally()
+        try:
+            await self._deliver(batch, tally)
+        except asyncio.CancelledError:
+            if not self.replayed and tally.settled:
+                self.settled_when_cancelled[batch] = tally.settled
+                self._count(batch.signal, tally)
+            raise
+        self._count(batch.signal, tally)
+
+    async def _deliver(self, batch: Batch, tally: _Tally) -> None:
         pending = [batch]
         while pending:
-            piece = pending.pop()
-            outcome = await self._send(piece)
+            piece, outcome = await self._send(pending.pop(), tally)
             if isinstance(outcome, RefusedDataError) and piece.items > 1:
                 tally.splits += 1
                 pending.extend(reversed(split_batch(piece, outcome.parts)))
@@ -93,11 +122,14 @@ class Delivery:
                 tally.refuse(refused, outcome.reason)
             else:
                 tally.sent += piece.items
-        self._count(batch.signal, tally)
 
-    async def _send(self, batch: Batch) -> Refused | Shed | BaseException | None:
-        """One piece through the retry loop: None if delivered, what the backend refused, or
-        the error that ended it (refused data, permanent, retries exhausted, a bug)."""
+    async def _send(
+        self, batch: Batch, tally: _Tally
+    ) -> tuple[Batch, Refused | Shed | BaseException | None]:
+        """One piece through the retry loop. Returns what is left of it (a :class:`Partial`
+        answer leaves only its remainder, the rest counted in ``tally``) and how that ended:
+        None if delivered, what the backend refused, or the error that ended it (refused
+        data, permanent, retries exhausted, a bug)."""
         started = time.monotonic()
         attempt = 0
         duration = self._metrics.exporter_send_duration.labels(self.name, batch.signal.value)
@@ -105,36 +137,57 @@ class Delivery:
             attempt_started = time.perf_counter()
             try:
                 try:
-                    return await self.exporter.push(batch)
+                    outcome = await self.exporter.push(batch)
                 finally:
                     duration.observe(time.perf_counter() - attempt_started)
-            except RefusedDataError as exc:
-                return exc
-            except PermanentError as exc:
-                return PermanentError(f"permanent error, not retried: {exc}")
-            except RetryableError as exc:
-                if not self.retry.enabled:
-                    return PermanentError(f"retry disabled: {exc}")
-                delay = exc.retry_after
-                if delay is None:
-                    delay = self.retry.delay(attempt, self._rng)
-                elapsed = time.monotonic() - started
-                limit = self.retry.max_elapsed_time
-                if limit and elapsed + delay > limit:
-                    return PermanentError(
-                        f"gave up after {elapsed:.1f}s and {attempt + 1} tries: {exc}"
+                if not isinstance(outcome, Partial):
+                    return batch, outcome
+                if not _fits(batch, outcome):
+                    return batch, PermanentError(
+                        f"exporter bug: asked to resend {outcome.remainder.items} "
+                        f"{outcome.remainder.signal} of a batch of {batch.items} {batch.signal}"
                     )
-                self.note_error("retrying", str(exc))
-                self._metrics.exporter_retries.labels(self.name, batch.signal.value).inc()
-                log.warning(
-                    "exporter %s: %s; retrying %d %s in %.2fs",
-                    self.name, redact_text(str(exc)), batch.items, batch.signal, delay,
-                )  # fmt: skip
-                await asyncio.sleep(delay)
-                attempt += 1
+                batch, error = self._partly_done(batch, outcome, tally)
+                if not batch.items:
+                    return batch, None
+            except RefusedDataError as exc:
+                return batch, exc
+            except PermanentError as exc:
+                return batch, PermanentError(f"permanent error, not retried: {exc}")
+            except RetryableError as exc:
+                error = exc
             except Exception as exc:  # a bug in an exporter: never retry blindly, never hide
                 log.exception("exporter %s failed unexpectedly", self.name)
-                return PermanentError(f"unexpected {type(exc).__name__}: {exc}")
+                return batch, PermanentError(f"unexpected {type(exc).__name__}: {exc}")
+            if not self.retry.enabled:
+                return batch, PermanentError(f"retry disabled: {error}")
+            delay = error.retry_after
+            if delay is None:
+                delay = self.retry.delay(attempt, self._rng)
+            elapsed = time.monotonic() - started
+            limit = self.retry.max_elapsed_time
+            if limit and elapsed + delay > limit:
+                return batch, PermanentError(
+                    f"gave up after {elapsed:.1f}s and {attempt + 1} tries: {error}"
+                )
+            self.note_error("retrying", str(error))
+            self._metrics.exporter_retries.labels(self.name, batch.signal.value).inc()
+            log.warning(
+                "exporter %s: %s; retrying %d %s in %.2fs",
+                self.name, redact_text(str(error)), batch.items, batch.signal, delay,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    @staticmethod
+    def _partly_done(batch: Batch, outcome: Partial, tally: _Tally) -> tuple[Batch, RetryableError]:
+        """Count what a :class:`Partial` answer settled; the remainder and its error are left."""
+        remainder = outcome.remainder
+        refused = max(0, min(outcome.refused, batch.items - remainder.items))
+        if refused:
+            tally.refuse(refused, outcome.reason)
+        tally.sent += max(0, batch.items - remainder.items - refused)
+        return remainder, outcome.error
 
     def _count(self, signal: Signal, tally: _Tally) -> None:
         metrics = self._metrics
@@ -165,3 +218,9 @@ class Delivery:
         self.note_error("failed", why)
         self._metrics.exporter_failed.labels(self.name, signal.value).inc(items)
         log.error("exporter %s: %s", self.name, redact_text(why))
+
+
+def _fits(batch: Batch, outcome: Partial) -> bool:
+    """Whether a :class:`Partial` answer's remainder can be part of ``batch``."""
+    remainder = outcome.remainder
+    return remainder.signal is batch.signal and 0 <= remainder.items <= batch.items

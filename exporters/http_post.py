@@ -14,7 +14,9 @@ naming where the backend pointed, so the endpoint can be configured as the final
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
+from typing import Protocol
 
 import httpx
 
@@ -63,6 +65,33 @@ async def _post(
         raise RetryableError(f"{what} {shown}: timed out{after}") from exc
     except httpx.TransportError as exc:
         raise RetryableError(f"{what} {shown}: {type(exc).__name__}: {exc}") from exc
+
+
+class ClientTls(Protocol):
+    """The TLS settings of an HTTP destination (an exporter's ``tls`` block)."""
+
+    @property
+    def ca_file(self) -> str | None: ...
+    @property
+    def cert_file(self) -> str | None: ...
+    @property
+    def key_file(self) -> str | None: ...
+    @property
+    def insecure_skip_verify(self) -> bool: ...
+
+
+def ssl_verify(tls: ClientTls | None) -> ssl.SSLContext | bool:
+    """httpx's ``verify`` for ``tls``: the system trust store unless a CA file, a client
+    certificate (mTLS) or skipping verification asks for an SSLContext of its own."""
+    if tls is None or not (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
+        return True
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:

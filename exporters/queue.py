@@ -68,7 +68,9 @@ class ExporterQueue:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.on_full: OnFull = on_full
-        self.delivery = Delivery(name, exporter, metrics, retry or RetryPolicy())
+        self.delivery = Delivery(
+            name, exporter, metrics, retry or RetryPolicy(), replayed=spool is not None
+        )
         self._metrics = metrics
         self._num_consumers = num_consumers
         self._pending: deque[Batch] = deque()
@@ -346,12 +348,18 @@ class ExporterQueue:
         gathering = self._gathering.batches if self._gathering else []
         leftovers = [*self._pending, *gathering, *self._in_flight]  # before cancelling
         await cancel_and_wait(self._workers)
+        # A batch cut short may have had pieces delivered (or refused): those are counted.
+        settled = self.delivery.settled_when_cancelled
+        dropped = 0
         for batch in leftovers:
-            self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(batch.items)
-        if leftovers:
+            left = batch.items - settled.pop(batch, 0)
+            self._metrics.exporter_dropped.labels(self.name, batch.signal.value).inc(left)
+            dropped += left
+        settled.clear()
+        if dropped:
             log.error(
                 "exporter %s: shutdown after %.1fs dropped %d undelivered item(s)",
-                self.name, timeout, sum(b.items for b in leftovers),
+                self.name, timeout, dropped,
             )  # fmt: skip
         self._pending.clear()
         self._items = self._bytes = 0

@@ -1,4 +1,5 @@
-"""Cutting a batch into smaller batches of whole items, for a backend that refused it.
+"""Cutting a batch into smaller batches of whole items, for a backend that refused it, or
+taking the items a backend asked for again (:func:`select_items`).
 
 The pieces hold consecutive items (spans, data points, log records) in their original order,
 as evenly as possible; each repeats the resource and scope (and, for metrics, the metric
@@ -8,7 +9,7 @@ all pieces together are exactly those of the batch. Groups without items are lef
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from gateway.otlp.batch import Batch, Signal
@@ -47,6 +48,24 @@ def split_batch(batch: Batch, parts: int) -> list[Batch]:
             start += take
             room -= take
     return [Batch(signal, request, items) for request, items in zip(requests, quotas, strict=True)]
+
+
+def select_items(batch: Batch, positions: Iterable[int]) -> Batch:
+    """The items of ``batch`` at ``positions`` (0-based, counted in request order) as one
+    batch, in their original order and under their own resources and scopes."""
+    if not isinstance(positions, set | frozenset):
+        positions = frozenset(positions)
+    signal = batch.signal
+    request = signal.request_type()
+    made: dict[int, tuple[Any, Any]] = {}
+    offset = taken = 0
+    for chain, items in _runs(signal, batch.request):
+        chosen = [item for i, item in enumerate(items, offset) if i in positions]
+        if chosen:
+            _container(signal, request, chain, made).extend(chosen)
+            taken += len(chosen)
+        offset += len(items)
+    return Batch(signal, request, taken)
 
 
 def _runs(signal: Signal, request: Any) -> Iterator[tuple[Chain, Sequence[Any]]]:

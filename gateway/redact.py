@@ -37,7 +37,7 @@ _QUERY_SECRET = re.compile(
     rf"(?P<name>[?&][^=&#{_STOP}]*?(?:{_SECRET_NAME.pattern})[^=&#{_STOP}]*)=(?P<value>[^&#{_STOP}]+)",
     re.IGNORECASE,
 )
-_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
+_SCHEME_CREDENTIAL = re.compile(r"\b(?P<scheme>Bearer|Basic|ApiKey)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
 
 
 def is_secret_name(name: str) -> bool:

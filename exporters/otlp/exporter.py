@@ -12,7 +12,6 @@ import asyncio
 import gzip
 import logging
 import math
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,7 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from exporters.base import ExporterBase, Refused
-from exporters.http_post import error_text, post
+from exporters.http_post import error_text, post, ssl_verify
 from exporters.otlp.config import DEFAULT_MAX_REQUEST_BYTES, OtlpExporterConfig
 from gateway import __version__
 from gateway.errors import (
@@ -173,12 +172,9 @@ class OtlpExporter(ExporterBase):
             secure = self.tls is not None and not self.tls.insecure
             self._base_url = ("https://" if secure else "http://") + self._base_url
         headers = {"User-Agent": USER_AGENT, **self.headers}
-        verify: ssl.SSLContext | bool = True
-        if self.tls is not None and (
-            self.tls.ca_file or self.tls.cert_file or self.tls.insecure_skip_verify
-        ):
-            verify = _ssl_context(self.tls)
-        self._http = httpx.AsyncClient(headers=headers, timeout=self.timeout, verify=verify)
+        self._http = httpx.AsyncClient(
+            headers=headers, timeout=self.timeout, verify=ssl_verify(self.tls)
+        )
 
     async def _push_http(self, batch: Batch) -> Refused | None:
         if self._http is None:
@@ -275,16 +271,6 @@ def _read(path: str | None) -> bytes | None:
         return None
     with open(path, "rb") as handle:
         return handle.read()
-
-
-def _ssl_context(tls: TlsOptions) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=tls.ca_file)
-    if tls.cert_file:
-        context.load_cert_chain(tls.cert_file, tls.key_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 def _http_error_message(response: httpx.Response) -> str:

@@ -124,10 +124,11 @@ class Batch:
 
     Treat ``request`` as immutable once the batch leaves the processors: every exporter of a
     pipeline shares the same object. A processor that changes it calls :meth:`mark_modified`.
-    Identity semantics (no ``__eq__``): queues track batches in sets.
+    Identity semantics (no ``__eq__``): queues track batches in sets, and an exporter may keep
+    state for a batch it is retrying in a ``WeakKeyDictionary`` (freed with the batch).
     """
 
-    __slots__ = ("_request", "encoded", "items", "nbytes", "signal")
+    __slots__ = ("__weakref__", "_request", "encoded", "items", "nbytes", "signal")
 
     def __init__(
         self,

@@ -45,6 +45,25 @@ class TrackingHTTPServer(ThreadingHTTPServer):
         """Connections cut by stop() are expected; stay quiet."""
 
 
+class ServerThread:
+    """A :class:`TrackingHTTPServer` served from a daemon thread until :meth:`stop`, which
+    stops it for real: no new connections, keep-alive ones cut, the port released."""
+
+    def __init__(self, server: TrackingHTTPServer) -> None:
+        self.server = server
+        self.port: int = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.close_connections()
+        self.server.server_close()
+        self._thread.join(timeout=5)
+
+
 class QuietHandler(BaseHTTPRequestHandler):
     """A keep-alive (HTTP/1.1) request handler with a 30 s timeout and no access log."""
 

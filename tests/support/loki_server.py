@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tests.support.http_server import ServerThread
 from tests.support.loki_http import LokiHTTPServer
 from tests.support.loki_store import BURST_BYTES, MAX_AGE_NS, LokiPush, LokiStore, OtlpLogsPush
 from tests.support.loki_wire import LokiEntry, Rejected
@@ -67,32 +68,22 @@ class LokiServer:
         )
         self._lock = threading.Lock()  # guards what is not in the store
         self._state = _State()
-        self._http: LokiHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._served: ServerThread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> LokiServer:
-        self._http = LokiHTTPServer(("127.0.0.1", self.port), self)
-        self.port = self._http.server_address[1]
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._served = ServerThread(LokiHTTPServer(("127.0.0.1", self.port), self))
+        self.port = self._served.port
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port (keep-alive connections are closed)."""
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.close_connections()
-            self._http.server_close()
-            self._http = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
 
     def __enter__(self) -> LokiServer:
         return self.start()

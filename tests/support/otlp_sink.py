@@ -35,6 +35,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from gateway.otlp.batch import ExportRequest, Signal, count_items
+from tests.support.http_server import ServerThread
 from tests.support.otlp_sink_handlers import SinkHTTPServer, grpc_handlers
 
 Transport = Literal["grpc", "http"]
@@ -105,8 +106,7 @@ class OtlpSink:
         self._stopping = threading.Event()
         self._grpc: grpc.Server | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._http: SinkHTTPServer | None = None
-        self._http_thread: threading.Thread | None = None
+        self._served: ServerThread | None = None
 
     @property
     def grpc_endpoint(self) -> str:
@@ -131,28 +131,19 @@ class OtlpSink:
         server.start()
         self._grpc = server
         try:
-            self._http = SinkHTTPServer(("127.0.0.1", self.http_port), self)
+            self._served = ServerThread(SinkHTTPServer(("127.0.0.1", self.http_port), self))
         except OSError:
             self.stop()
             raise
-        self.http_port = self._http.server_address[1]
-        self._http_thread = threading.Thread(
-            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._http_thread.start()
+        self.http_port = self._served.port
         return self
 
     def stop(self) -> None:
         """Stop both servers, drop open connections and release the ports."""
         self._stopping.set()
-        if self._http is not None:
-            self._http.shutdown()
-            self._http.close_connections()
-            self._http.server_close()
-            self._http = None
-        if self._http_thread is not None:
-            self._http_thread.join(timeout=5)
-            self._http_thread = None
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
         if self._grpc is not None:
             self._grpc.stop(grace=0).wait(timeout=5)
             self._grpc = None
