@@ -12,6 +12,8 @@ from pydantic import BaseModel
 
 from exporters import file, jaeger, store
 from exporters.base import Exporter
+from exporters.cloudwatch import exporter as cloudwatch
+from exporters.elasticsearch import exporter as elasticsearch
 from exporters.loki import exporter as loki
 from exporters.otlp import exporter as otlp_exporter
 from exporters.prometheus import pull as prometheus
@@ -39,6 +41,8 @@ REGISTRY = Registry(
         jaeger.FACTORY,
         file.FACTORY,
         loki.FACTORY,
+        elasticsearch.FACTORY,
+        cloudwatch.FACTORY,
         prometheus.FACTORY,
         remote_write.FACTORY,
         store.FACTORY,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exporters.elasticsearch.config import ElasticsearchExporterConfig
 from exporters.prometheus.pull import PrometheusExporterConfig
 from gateway.config.loading import load_config
 from gateway.config.model import Config
@@ -24,7 +25,7 @@ def compose() -> dict:
     return yaml.safe_load((COMPOSE / "docker-compose.yaml").read_text())
 
 
-def compose_config(tmp_path: Path) -> Config:
+def compose_config(tmp_path: Path, environ: dict[str, str] | None = None) -> Config:
     """compose/otelgate.yaml, with the token files the `secrets` service makes made here."""
     secrets = tmp_path / "secrets"
     secrets.mkdir(exist_ok=True)
@@ -33,7 +34,7 @@ def compose_config(tmp_path: Path) -> Config:
         (secrets / name / "token").write_text(f"{name}-token-made-for-this-test\n")
     text = (COMPOSE / "otelgate.yaml").read_text().replace("/secrets/", f"{secrets}/")
     (tmp_path / "otelgate.yaml").write_text(text)
-    return load_config(tmp_path / "otelgate.yaml", environ={})
+    return load_config(tmp_path / "otelgate.yaml", environ=environ or {})
 
 
 def test_compose_gateway_config_is_valid_and_scraped_where_it_serves(tmp_path):
@@ -154,3 +155,27 @@ def test_compose_gives_the_gateway_time_to_drain(tmp_path):
     config = compose_config(tmp_path)
     grace = compose()["services"]["otelgate"]["stop_grace_period"]
     assert grace.endswith("s") and float(grace[:-1]) > config.service.shutdown_timeout
+
+
+def test_compose_switches_loki_for_elasticsearch_with_one_override_file(tmp_path):
+    """`-f compose/elasticsearch.yaml` is the one change (docs/elasticsearch.md): the stack
+    gains Elasticsearch and Kibana, and the gateway's logs go to its elasticsearch exporter."""
+    tool = shutil.which("docker-compose")
+    assert tool, "docker-compose missing: .ci/run installs Debian's docker-compose package"
+    files = ["-f", str(COMPOSE / "docker-compose.yaml"), "-f", str(COMPOSE / "elasticsearch.yaml")]
+    merged = subprocess.run(
+        [tool, *files, "config"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    stack = yaml.safe_load(merged.stdout)["services"]
+    assert {"elasticsearch", "kibana", "loki"} <= set(stack)
+    environment = stack["otelgate"]["environment"]
+    assert "elasticsearch" in stack["otelgate"]["depends_on"]
+    switched = compose_config(tmp_path, environ=dict(environment))
+    (logs,) = [p for name, p in switched.service.pipelines.items() if name == "logs"]
+    assert logs.exporters == ["elasticsearch"]
+    elasticsearch = switched.exporters["elasticsearch"]
+    assert isinstance(elasticsearch, ElasticsearchExporterConfig)
+    assert elasticsearch.endpoint == "http://elasticsearch:9200"
+    (default,) = [p for n, p in compose_config(tmp_path).service.pipelines.items() if n == "logs"]
+    assert default.exporters == ["loki"]

@@ -2,8 +2,8 @@
 
 Workers run the OTLP receivers. The supervisor runs what keeps or writes state that must be
 one: the Prometheus pull exporter (one exposition), the embedded store and file output (one
-writer per file), span metrics (one series per label set), host metrics (one host) and every
-observer.
+writer per file), CloudWatch's metrics (deltas per series), span metrics (one series per label
+set), host metrics (one host) and every observer.
 
 A pipeline runs in one place, whole, so its processors run once per batch, in their order:
 in the workers when it uses only forwarding exporters and processors (each worker its own
@@ -21,6 +21,9 @@ from gateway.registry import component_type
 
 #: Exporters that hold or write state shared by all workers: the supervisor runs them.
 CENTRAL_EXPORTERS = frozenset({"prometheus", "store", "file"})
+#: Exporters that keep state per metric series (the cloudwatch exporter turns cumulative sums
+#: into deltas from the previous point): the supervisor runs their metrics pipelines.
+CENTRAL_METRICS_EXPORTERS = frozenset({"cloudwatch"})
 #: Processors that keep state (counters per label set): only the supervisor runs them.
 CENTRAL_PROCESSORS = frozenset({"spanmetrics"})
 #: Receivers that listen for clients: every worker runs them on the shared ports.
@@ -42,9 +45,10 @@ def worker_count(setting: Workers) -> int:
     return usable_cpus() if setting == "auto" else int(setting)
 
 
-def central_exporter(component_id: str) -> bool:
-    """Whether the supervisor (not the workers) delivers to this exporter's relayed data."""
-    return component_type(component_id) in CENTRAL_EXPORTERS
+def central_exporter(component_id: str, signal: str) -> bool:
+    """Whether the supervisor (not the workers) delivers this exporter's ``signal`` data."""
+    kind = component_type(component_id)
+    return kind in CENTRAL_EXPORTERS or (signal == "metrics" and kind in CENTRAL_METRICS_EXPORTERS)
 
 
 def central_processor(component_id: str) -> bool:
@@ -63,7 +67,7 @@ def worker_pipeline(config: Config, pipeline: str) -> bool:
     cfg = config.service.pipelines[pipeline]
     return (
         any(worker_receiver(r) for r in cfg.receivers)
-        and not any(central_exporter(e) for e in cfg.exporters)
+        and not any(central_exporter(e, component_type(pipeline)) for e in cfg.exporters)
         and not any(central_processor(p) for p in cfg.processors)
     )
 

@@ -57,6 +57,19 @@ def test_a_pipeline_runs_in_the_workers_only_when_all_of_it_can():
     assert worker_exporters(config) == ["otlp/down"]
 
 
+def test_cloudwatch_metrics_run_in_the_supervisor_and_its_logs_in_the_workers():
+    """Its cumulative-to-delta state must see every point of a series in one process."""
+    data = yaml.safe_load(CONFIG)
+    data["exporters"] = {"cloudwatch": {"region": "eu-west-1", "log_group_name": "g"}}
+    data["service"]["pipelines"] = {
+        signal: {"receivers": ["otlp"], "exporters": ["cloudwatch"]}
+        for signal in ("logs", "metrics")
+    }
+    config = parse_config(yaml.safe_dump(data), environ={})
+    where = {name: worker_pipeline(config, name) for name in config.service.pipelines}
+    assert where == {"logs": True, "metrics": False}
+
+
 @pytest.mark.parametrize(
     ("value", "expected"), [(1, 1), (3, 3), ("auto", "auto"), ("AUTO", "auto")]
 )

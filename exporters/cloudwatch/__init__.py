@@ -1,0 +1,1 @@
+"""The ``cloudwatch`` exporter: logs to CloudWatch Logs, metrics as Embedded Metric Format."""

@@ -1,0 +1,1 @@
+"""The Elasticsearch exporter: the `_bulk` API into data streams, otel or ECS documents."""
