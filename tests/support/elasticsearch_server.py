@@ -19,6 +19,7 @@ error). Its parts: the HTTP layer (:mod:`tests.support.elasticsearch_http`) and 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections import deque
@@ -87,8 +88,10 @@ class ElasticsearchServer:
         version: str = "9.1.5",
         pipelines: Iterable[str] = (),
         data_stream_patterns: tuple[str, ...] = DATA_STREAM_PATTERNS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.port = port
+        self.tls = tls  # a server context: HTTPS (and mTLS when it requires client certs)
         self.api_keys = frozenset(api_keys)
         self.users = dict(users or {})
         self.max_content_length = max_content_length
@@ -103,10 +106,13 @@ class ElasticsearchServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> ElasticsearchServer:
-        self._served = ServerThread(EsHTTPServer(("127.0.0.1", self.port), self))
+        http = EsHTTPServer(("127.0.0.1", self.port), self)
+        if self.tls is not None:
+            http.socket = self.tls.wrap_socket(http.socket, server_side=True)
+        self._served = ServerThread(http)
         self.port = self._served.port
         return self
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,10 +20,12 @@ from exporters.elasticsearch.exporter import ElasticsearchExporter
 from exporters.elasticsearch.mapping import DocumentMapping
 from exporters.queue import ExporterQueue
 from exporters.retry import RetryPolicy
+from exporters.settings import TlsSettings
 from gateway.errors import PermanentError, RetryableError
 from gateway.otlp.batch import Batch, Signal
 from gateway.selfmetrics import GatewayMetrics
 from tests.exporters.loki.helpers import batch, logs, record
+from tests.support.certs import TestCa
 from tests.support.elasticsearch_server import ElasticsearchServer
 from tests.support.ports import free_port
 
@@ -235,3 +239,38 @@ async def test_other_signals_are_refused(exporter: ElasticsearchExporter) -> Non
     traces = Batch.from_request(Signal.TRACES, Signal.TRACES.request_type())
     with pytest.raises(PermanentError, match="logs only"):
         await exporter.push(traces)
+
+
+def _mtls_server(tmp_path: Path) -> tuple[ssl.SSLContext, TestCa]:
+    ca = TestCa(tmp_path)
+    server = ca.server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server.cert_file, server.key_file)
+    context.load_verify_locations(ca.ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context, ca
+
+
+async def test_tls_with_a_private_ca_and_a_client_certificate(tmp_path: Path) -> None:
+    context, ca = _mtls_server(tmp_path)
+    client = ca.client("otelgate")
+    tls = TlsSettings(
+        ca_file=str(ca.ca_file), cert_file=str(client.cert_file), key_file=str(client.key_file)
+    )
+    with ElasticsearchServer(tls=context) as es:
+        assert es.url.startswith("https://")
+        exporter = ElasticsearchExporter(es.url, tls=tls)
+        await exporter.start()
+        try:
+            assert await exporter.push(batch(logs([record(0), record(1)]))) is None
+        finally:
+            await exporter.shutdown()
+        assert _bodies(es) == ["line 0", "line 1"]
+        untrusting = ElasticsearchExporter(es.url)  # the system's CAs: not ours
+        await untrusting.start()
+        try:
+            with pytest.raises(RetryableError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.push(batch(logs([record(2)])))
+        finally:
+            await untrusting.shutdown()
+        assert len(es.documents(STREAM)) == 2
