@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from exporters.cloudwatch.client import MISSING, aiobotocore_installed
 from exporters.cloudwatch.limits import (
@@ -26,16 +26,24 @@ DEFAULT_LOG_STREAM = "{service.name}"
 DEFAULT_NAMESPACE = "otelgate"
 
 
-def _template(value: str, kind: NameKind) -> str:
-    NameTemplate.parse(value, kind)  # raises ValueError with the reason
-    return value
+def _checked(kind: NameKind) -> AfterValidator:
+    def check(value: str) -> str:
+        NameTemplate.parse(value, kind)  # raises ValueError with the reason
+        return value
+
+    return AfterValidator(check)
+
+
+#: A log group or stream name, with ``{attribute}`` placeholders, checked when loaded.
+GroupName = Annotated[str, _checked("group")]
+StreamName = Annotated[str, _checked("stream")]
 
 
 class CloudWatchMetricsSettings(StrictModel):
     """Metrics as Embedded Metric Format records: where they go and their dimensions."""
 
-    log_group_name: str = DEFAULT_METRICS_LOG_GROUP
-    log_stream_name: str = DEFAULT_LOG_STREAM
+    log_group_name: GroupName = DEFAULT_METRICS_LOG_GROUP
+    log_stream_name: StreamName = DEFAULT_LOG_STREAM
     namespace: str = DEFAULT_NAMESPACE
     # Resource attributes that become dimensions (in this order), before the point's own.
     resource_dimensions: list[str] = Field(default_factory=lambda: ["service.name"])
@@ -44,16 +52,6 @@ class CloudWatchMetricsSettings(StrictModel):
     storage_resolution: Literal[1, 60] = 60
     # How long the last point of a cumulative series is kept to compute the next delta.
     metric_expiration: Duration = Field(default=300.0, gt=0)
-
-    @field_validator("log_group_name")
-    @classmethod
-    def _group(cls, value: str) -> str:
-        return _template(value, "group")
-
-    @field_validator("log_stream_name")
-    @classmethod
-    def _stream(cls, value: str) -> str:
-        return _template(value, "stream")
 
     @field_validator("namespace")
     @classmethod
@@ -90,8 +88,8 @@ class CloudWatchExporterConfig(ExporterSettings):
 
     region: str | None = Field(default=None, min_length=1)  # None: the AWS chain's region
     endpoint: str | None = None  # None: the region's public endpoint
-    log_group_name: str = DEFAULT_LOG_GROUP
-    log_stream_name: str = DEFAULT_LOG_STREAM
+    log_group_name: GroupName = DEFAULT_LOG_GROUP
+    log_stream_name: StreamName = DEFAULT_LOG_STREAM
     # Days to keep the events of a group the exporter creates; 0 keeps them forever.
     log_retention: int = 0
     # False: the event is a JSON object (body, severity, ids, attributes, resource);
@@ -101,16 +99,6 @@ class CloudWatchExporterConfig(ExporterSettings):
     max_event_size: int = Field(default=MAX_EVENT_BYTES, ge=1024, le=MAX_EVENT_BYTES)
     timeout: Duration = Field(default=DEFAULT_EXPORT_TIMEOUT, gt=0)
     metrics: CloudWatchMetricsSettings = CloudWatchMetricsSettings()
-
-    @field_validator("log_group_name")
-    @classmethod
-    def _group(cls, value: str) -> str:
-        return _template(value, "group")
-
-    @field_validator("log_stream_name")
-    @classmethod
-    def _stream(cls, value: str) -> str:
-        return _template(value, "stream")
 
     @field_validator("log_retention")
     @classmethod
